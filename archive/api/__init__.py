@@ -1,0 +1,33 @@
+"""The JSON API under /api/v1."""
+
+from flask import Blueprint, Flask, request
+from flask_login import current_user
+
+from .. import access, database
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+READ_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+@bp.before_request
+def authenticate_and_declare_writes():
+    if request.method not in READ_METHODS:
+        request.environ["constancia.writing"] = database.start_writing()
+    # A token that matches no active user is an error, never a silent downgrade to anonymous.
+    if access.credentials_presented() and not current_user.is_authenticated:
+        raise access.AccessDenied("Invalid or revoked credentials.", anonymous=True)
+
+
+@bp.teardown_request
+def end_writes(exc):
+    token = request.environ.pop("constancia.writing", None)
+    if token is not None:
+        database.stop_writing(token)
+
+
+def init_app(app: Flask) -> None:
+    from . import errors, files, openapi, views  # noqa: F401  (routes register on import)
+
+    errors.register(app)
+    app.register_blueprint(bp)

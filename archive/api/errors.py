@@ -1,0 +1,100 @@
+"""Every API error is JSON: {"error": {"status", "message", "fields"?}}."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, jsonify, request
+from marshmallow import ValidationError
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import HTTPException
+
+from ..access import AccessDenied
+from ..extensions import db
+from ..provenance import FileTampered, FileTooLarge
+from ..records import NotFound
+from ..resources import Conflict
+from . import bp
+
+
+def error_response(status: int, message: str, fields: dict | None = None):
+    body = {"status": status, "message": message}
+    if fields:
+        body["fields"] = fields
+    response = jsonify({"error": body})
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="constancia"'
+    return response
+
+
+def _fields(messages) -> dict:
+    """marshmallow's messages, flattened so that each field maps to a list of strings."""
+    if isinstance(messages, dict):
+        return messages
+    return {"_schema": messages if isinstance(messages, list) else [str(messages)]}
+
+
+@bp.errorhandler(Exception)
+def unexpected(exc: Exception):
+    db.session.rollback()
+    current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(500, "Internal error; nothing was changed.")
+
+
+def register(app: Flask) -> None:
+    def in_api() -> bool:
+        return request.path.startswith("/api/")
+
+    def rolled_back(handler):
+        def wrapper(exc):
+            db.session.rollback()
+            return handler(exc)
+
+        return wrapper
+
+    @app.errorhandler(ValidationError)
+    @rolled_back
+    def validation_error(exc: ValidationError):
+        fields = _fields(exc.messages)
+        names = ", ".join(sorted(fields))
+        return error_response(422, f"The request has invalid fields: {names}.", fields)
+
+    @app.errorhandler(AccessDenied)
+    @rolled_back
+    def access_denied(exc: AccessDenied):
+        return error_response(401 if exc.anonymous else 403, exc.message)
+
+    @app.errorhandler(NotFound)
+    @rolled_back
+    def not_found(exc: NotFound):
+        return error_response(404, exc.message)
+
+    @app.errorhandler(Conflict)
+    @rolled_back
+    def conflict(exc: Conflict):
+        return error_response(409, exc.message)
+
+    @app.errorhandler(IntegrityError)
+    @rolled_back
+    def integrity_error(exc: IntegrityError):
+        return error_response(409, "The change conflicts with other records and was not saved.")
+
+    @app.errorhandler(FileTooLarge)
+    @rolled_back
+    def too_large(exc: FileTooLarge):
+        return error_response(413, str(exc))
+
+    @app.errorhandler(FileTampered)
+    @rolled_back
+    def tampered(exc: FileTampered):
+        app.logger.error("integrity failure: %s", exc)
+        return error_response(409, f"{exc} It is not served; an administrator has to restore it.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        db.session.rollback()
+        if not in_api():
+            return exc
+        if exc.code == 413:
+            limit = app.config["FILES_MAX_BYTES"]
+            return error_response(413, f"The request is larger than the limit of {limit} bytes.")
+        return error_response(exc.code or 500, exc.description or exc.name)

@@ -1,0 +1,170 @@
+"""Generic views for every resource in the `resources` table: parse, call a service, dump."""
+
+from __future__ import annotations
+
+from flask import current_app, request, url_for
+from marshmallow import ValidationError
+from sqlalchemy import func, select
+from werkzeug.exceptions import BadRequest
+
+from schemas.audit import AuditEntrySchema
+
+from .. import access, records
+from ..extensions import db
+from ..models import AuditEntry
+from ..resources import RESOURCES, Resource
+from . import bp
+
+PAGING_PARAMS = ("page", "per_page", "sort")
+
+
+def resource_named(name: str) -> Resource:
+    resource = RESOURCES.get(name)
+    if resource is None:
+        raise records.NotFound(
+            f"No resource {name!r}; the API has: {', '.join(sorted(RESOURCES))}."
+        )
+    return resource
+
+
+def json_object() -> dict:
+    try:
+        data = request.get_json(force=True)
+    except BadRequest:
+        raise BadRequest("The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return data
+
+
+def paging() -> tuple[int, int]:
+    """`page` from 1 and `per_page` up to the configured maximum (larger asks are capped)."""
+    errors, values = {}, {}
+    defaults = {"page": 1, "per_page": current_app.config["API_DEFAULT_PER_PAGE"]}
+    for name, default in defaults.items():
+        raw = request.args.get(name)
+        try:
+            values[name] = default if raw is None else int(raw)
+            if values[name] < 1:
+                raise ValueError
+        except ValueError:
+            errors[name] = ["Must be a whole number of at least 1."]
+    if errors:
+        raise ValidationError(errors)
+    return values["page"], min(values["per_page"], current_app.config["API_MAX_PER_PAGE"])
+
+
+def envelope(items: list, total: int, page: int, per_page: int) -> dict:
+    return {"items": items, "total": total, "page": page, "per_page": per_page}
+
+
+@bp.get("/")
+def index():
+    return {
+        "resources": {name: url_for("api.list_records", name=name) for name in RESOURCES},
+        "openapi": url_for("api.openapi"),
+    }
+
+
+@bp.get("/<name>")
+def list_records(name: str):
+    resource = resource_named(name)
+    user = access.acting_user()
+    page, per_page = paging()
+    filters = {k: v for k, v in request.args.items() if k not in PAGING_PARAMS}
+    result = records.list_records(
+        db.session, user, resource, filters, page, per_page, request.args.get("sort")
+    )
+    items = resource.dump_schema(user, many=True).dump(result.items)
+    return envelope(items, result.total, result.page, result.per_page)
+
+
+@bp.post("/<name>")
+def create_record(name: str):
+    resource = resource_named(name)
+    user = access.acting_user()
+    access.require(user, "create", resource.name)
+    data = resource.schema().load(json_object())
+    record = records.create_record(db.session, user, resource, data)
+    db.session.commit()
+    location = url_for("api.get_record", name=name, record_id=record.id)
+    return resource.dump_schema(user).dump(record), 201, {"Location": location}
+
+
+@bp.get("/<name>/<int:record_id>")
+def get_record(name: str, record_id: int):
+    resource = resource_named(name)
+    user = access.acting_user()
+    record = records.get_record(db.session, user, resource, record_id)
+    return resource.dump_schema(user).dump(record)
+
+
+@bp.patch("/<name>/<int:record_id>")
+def update_record(name: str, record_id: int):
+    resource = resource_named(name)
+    user = access.acting_user()
+    access.require(user, "update", resource.name)
+    data = resource.schema().load(json_object(), partial=True)
+    record = records.update_record(db.session, user, resource, record_id, data)
+    db.session.commit()
+    return resource.dump_schema(user).dump(record)
+
+
+@bp.delete("/<name>/<int:record_id>")
+def delete_record(name: str, record_id: int):
+    resource = resource_named(name)
+    records.delete_record(db.session, access.acting_user(), resource, record_id)
+    db.session.commit()
+    return "", 204
+
+
+@bp.post("/<name>/<int:record_id>/restore")
+def restore_record(name: str, record_id: int):
+    resource = resource_named(name)
+    user = access.acting_user()
+    record = records.restore_record(db.session, user, resource, record_id)
+    db.session.commit()
+    return resource.dump_schema(user).dump(record)
+
+
+@bp.get("/<name>/<int:record_id>/history")
+def record_history(name: str, record_id: int):
+    resource = resource_named(name)
+    entries = records.history(db.session, access.acting_user(), resource, record_id)
+    items = AuditEntrySchema(many=True).dump(entries)
+    return {"items": items, "total": len(items)}
+
+
+AUDIT_FILTERS = {
+    "resource": lambda v: AuditEntry.resource == v,
+    "record_id": lambda v: AuditEntry.record_id == int(v),
+    "action": lambda v: AuditEntry.action == v,
+    "user_id": lambda v: AuditEntry.user_id == int(v),
+}
+
+
+@bp.get("/audit")
+def audit_log():
+    access.require(access.acting_user(), "read_audit", "the audit log")
+    page, per_page = paging()
+    conditions, errors = [], {}
+    for name, raw in request.args.items():
+        if name in PAGING_PARAMS:
+            continue
+        try:
+            conditions.append(AUDIT_FILTERS[name](raw))
+        except KeyError:
+            errors[name] = [f"Unknown filter; known filters: {', '.join(AUDIT_FILTERS)}."]
+        except ValueError:
+            errors[name] = ["Not a valid integer."]
+    if errors:
+        raise ValidationError(errors)
+    total = db.session.scalar(select(func.count(AuditEntry.id)).where(*conditions))
+    entries = db.session.scalars(
+        select(AuditEntry)
+        .where(*conditions)
+        .order_by(AuditEntry.seq.desc())
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    return envelope(AuditEntrySchema(many=True).dump(entries), total, page, per_page)

@@ -1,0 +1,135 @@
+"""Command-line tools: they call the same services as the views."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from marshmallow import ValidationError
+from sqlalchemy import func, select
+
+from . import access, database, demo, provenance, users
+from .extensions import db
+from .models import SourceFile, StoredFile, User
+
+# Commands are run by whoever operates the server; the audit log names them "cli".
+OPERATOR = access.SystemActor("cli")
+
+users_cli = AppGroup("users", help="Manage accounts and API tokens.")
+audit_cli = AppGroup("audit", help="Check the audit log.")
+demo_cli = AppGroup("demo", help="Demo data built from publicly reported cases.")
+files_cli = AppGroup("files", help="Check the archived source files.")
+
+
+def _fail(exc: ValidationError) -> None:
+    messages = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.normalized_messages().items())
+    raise click.ClickException(messages)
+
+
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option(
+    "--role", required=True, type=click.Choice(["viewer", "researcher", "editor", "admin"])
+)
+@click.option("--password", help="At least 12 characters; generated and printed when omitted.")
+def create_user(email: str, role: str, password: str | None) -> None:
+    """Create an account."""
+    with database.writing():
+        try:
+            user, password_used = users.create_user(db.session, OPERATOR, email, role, password)
+        except ValidationError as exc:
+            db.session.rollback()
+            _fail(exc)
+        db.session.commit()
+    click.echo(f"Created {role} {user.email} (id {user.id}).")
+    if not password:
+        click.echo(f"Password: {password_used}")
+
+
+@users_cli.command("token")
+@click.argument("email")
+def make_token(email: str) -> None:
+    """Print a new API token for the user; it is shown this once only."""
+    with database.writing():
+        user = users.find_user(db.session, email)
+        if user is None:
+            raise click.ClickException(f"No user with email {email}.")
+        token = users.issue_token(db.session, OPERATOR, user)
+        db.session.commit()
+    click.echo(token)
+
+
+@users_cli.command("ensure-admin")
+def ensure_admin() -> None:
+    """Create an admin account when there is none, printing its credentials once."""
+    with database.writing():
+        if db.session.scalar(select(func.count(User.id)).where(User.role == "admin")):
+            click.echo("An admin account exists already.")
+            return
+        user, password = users.create_user(db.session, OPERATOR, "admin@localhost", "admin", None)
+        token = users.issue_token(db.session, OPERATOR, user)
+        db.session.commit()
+    click.echo("Created the admin account; these credentials are shown once only:")
+    click.echo(f"  email:     {user.email}")
+    click.echo(f"  password:  {password}")
+    click.echo(f"  API token: {token}")
+
+
+@users_cli.command("list")
+def list_users() -> None:
+    """List accounts and their roles."""
+    for user in db.session.scalars(select(User).order_by(User.id)):
+        state = "" if user.active else " (inactive)"
+        click.echo(f"{user.id}\t{user.email}\t{user.role}{state}")
+
+
+@audit_cli.command("verify")
+def verify_audit() -> None:
+    """Check the audit log's hash chain; exit 1 naming the first bad entry."""
+    report = provenance.verify_chain(db.session)
+    if not report.ok:
+        click.echo(f"Audit log broken at entry {report.bad_seq}: {report.problem}.", err=True)
+        raise SystemExit(1)
+    click.echo(f"Audit log intact: {report.checked} entries.")
+
+
+@files_cli.command("verify")
+def verify_files() -> None:
+    """Check every stored file against its SHA-256; exit 1 listing the bad ones."""
+    store = provenance.FileStore(current_app.config["FILES_DIR"])
+    bad, checked = [], 0
+    for stored in db.session.scalars(select(StoredFile).order_by(StoredFile.sha256)):
+        checked += 1
+        try:
+            store.check(stored.sha256, stored.size)
+        except provenance.FileTampered as exc:
+            sources = db.session.scalars(
+                select(SourceFile.source_id).where(SourceFile.sha256 == stored.sha256)
+            ).all()
+            bad.append(f"{exc} (sources {', '.join(map(str, sources))})")
+    for line in bad:
+        click.echo(line, err=True)
+    if bad:
+        raise SystemExit(1)
+    click.echo(f"All {checked} stored files match their hashes.")
+
+
+@demo_cli.command("load")
+@click.option("--if-empty", is_flag=True, help="Load only into an archive with no events.")
+def load_demo(if_empty: bool) -> None:
+    """Load the real cases of DOMAIN.md section 6; running it again changes nothing."""
+    with database.writing():
+        if if_empty and not demo.archive_is_empty(db.session):
+            click.echo("The archive has records already; demo data not loaded.")
+            return
+        created = demo.load(db.session, access.SystemActor("demo-loader"))
+        db.session.commit()
+    if created:
+        click.echo(f"Demo data loaded: {created} records created.")
+    else:
+        click.echo("Demo data already present; nothing changed.")
+
+
+def init_app(app: Flask) -> None:
+    for group in (users_cli, audit_cli, demo_cli, files_cli):
+        app.cli.add_command(group)

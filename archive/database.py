@@ -1,0 +1,60 @@
+"""Engine settings that make SQLite safe for several writing processes.
+
+SQLite: WAL (readers never block the writer), foreign keys on, a busy timeout, and
+write transactions that take the write lock when they begin (``BEGIN IMMEDIATE``).
+A deferred transaction that reads first and writes later cannot wait for the lock once
+another process has written in between; it fails at once with "database is locked".
+Requests that change data therefore declare it up front with :func:`writing`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from contextvars import ContextVar
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+BUSY_TIMEOUT_MS = 30_000
+
+_writing: ContextVar[bool] = ContextVar("constancia_writing", default=False)
+
+
+@event.listens_for(Engine, "connect")
+def _configure_sqlite(dbapi_connection, connection_record):
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    # Let SQLAlchemy's "begin" event emit BEGIN itself (see below), not pysqlite.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _begin_sqlite(conn):
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if _writing.get() else "BEGIN")
+
+
+def start_writing() -> object:
+    """Mark the current context as one that will write; return a token for stop_writing."""
+    return _writing.set(True)
+
+
+def stop_writing(token) -> None:
+    _writing.reset(token)
+
+
+@contextlib.contextmanager
+def writing():
+    """Run the enclosed work in transactions that take the write lock up front."""
+    token = start_writing()
+    try:
+        yield
+    finally:
+        stop_writing(token)

@@ -1,0 +1,194 @@
+"""The trail that makes each figure trustworthy: the audit chain and the file store.
+
+Audit: every entry carries the hash of the one before it, so an entry altered or removed
+breaks the chain at that point and `verify_chain` names it.
+
+Files: stored once under their SHA-256 and never altered; every read checks the hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from .models import AuditEntry, User, utcnow
+
+GENESIS = "0" * 64
+CHUNK = 1024 * 1024
+# Any constant works: it names the lock that serialises appends to the chain on PostgreSQL.
+AUDIT_LOCK_KEY = 0x436F6E73
+
+
+# --- Audit chain -----------------------------------------------------------------------------
+
+
+def _canonical(entry: AuditEntry) -> bytes:
+    payload = {
+        "seq": entry.seq,
+        "at": entry.at.isoformat(),
+        "user_id": entry.user_id,
+        "user_email": entry.user_email,
+        "action": entry.action,
+        "resource": entry.resource,
+        "record_id": entry.record_id,
+        "changes": entry.changes,
+        "prev_hash": entry.prev_hash,
+    }
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def entry_hash(entry: AuditEntry) -> str:
+    return hashlib.sha256(_canonical(entry)).hexdigest()
+
+
+def _lock_chain(session: Session) -> None:
+    """Serialise appends so two writers never fork the chain.
+
+    On SQLite the write transaction (BEGIN IMMEDIATE) already holds the database lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+
+
+def record(
+    session: Session,
+    user: User | None,
+    action: str,
+    resource: str | None = None,
+    record_id: int | None = None,
+    changes: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Append one entry to the audit log, in the caller's transaction."""
+    _lock_chain(session)
+    last = session.execute(
+        select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+    ).first()
+    entry = AuditEntry(
+        seq=(last.seq + 1) if last else 1,
+        at=utcnow(),
+        user_id=user.id if user else None,
+        user_email=user.email if user else None,
+        action=action,
+        resource=resource,
+        record_id=record_id,
+        changes=json.loads(json.dumps(changes or {}, default=str)),
+        prev_hash=last.hash if last else GENESIS,
+    )
+    entry.hash = entry_hash(entry)
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+@dataclass
+class ChainReport:
+    checked: int
+    bad_seq: int | None = None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.bad_seq is None
+
+
+def verify_chain(session: Session) -> ChainReport:
+    """Walk the log in order and report the first entry that breaks the chain."""
+    expected_prev, expected_seq, checked = GENESIS, 1, 0
+    rows = session.execute(
+        select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=1000)
+    ).scalars()
+    for entry in rows:
+        if entry.seq != expected_seq:
+            return ChainReport(
+                checked, expected_seq, f"entry {expected_seq} is missing (next is {entry.seq})"
+            )
+        if entry.prev_hash != expected_prev:
+            return ChainReport(
+                checked, entry.seq, "its prev_hash does not match the entry before it"
+            )
+        if entry_hash(entry) != entry.hash:
+            return ChainReport(checked, entry.seq, "its content does not match its hash")
+        expected_prev, expected_seq, checked = entry.hash, expected_seq + 1, checked + 1
+    return ChainReport(checked)
+
+
+# --- File store ------------------------------------------------------------------------------
+
+
+class FileTooLarge(Exception):
+    def __init__(self, limit: int):
+        super().__init__(f"The file is larger than the limit of {limit} bytes.")
+        self.limit = limit
+
+
+class FileTampered(Exception):
+    def __init__(self, sha256: str, problem: str):
+        super().__init__(f"Stored file {sha256} failed its integrity check: {problem}.")
+        self.sha256 = sha256
+
+
+class FileStore:
+    """Files kept under root/ab/cd/<sha256>, written once, read back only after a hash check."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def path(self, sha256: str) -> str:
+        return os.path.join(self.root, sha256[:2], sha256[2:4], sha256)
+
+    def save(self, stream: IO[bytes], max_bytes: int) -> tuple[str, int]:
+        """Copy `stream` into the store; answer its SHA-256 and size."""
+        os.makedirs(self.root, exist_ok=True)
+        digest, size = hashlib.sha256(), 0
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := stream.read(CHUNK):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise FileTooLarge(max_bytes)
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            sha256 = digest.hexdigest()
+            final = self.path(sha256)
+            if os.path.exists(final):
+                os.unlink(tmp)
+            else:
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                os.chmod(tmp, 0o444)
+                os.replace(tmp, final)
+            return sha256, size
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def check(self, sha256: str, size: int | None = None) -> str:
+        """Answer the file's path once its bytes are proven to match `sha256`."""
+        path = self.path(sha256)
+        if not os.path.exists(path):
+            raise FileTampered(sha256, "the file is missing from the store")
+        digest = hashlib.sha256()
+        for chunk in self._chunks(path):
+            digest.update(chunk)
+        if digest.hexdigest() != sha256:
+            raise FileTampered(sha256, "its bytes no longer match their hash")
+        if size is not None and os.path.getsize(path) != size:
+            raise FileTampered(sha256, "its size differs from the recorded size")
+        return path
+
+    @staticmethod
+    def _chunks(path: str) -> Iterator[bytes]:
+        with open(path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                yield chunk

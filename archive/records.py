@@ -1,0 +1,277 @@
+"""Create, read, list, change, delete and restore records: the services views and commands share.
+
+Services take the session, the acting user and plain values; they flush but never commit,
+so the caller decides the transaction and a failure leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from marshmallow import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from . import access, provenance
+from .models import Actor, AuditEntry, User, utcnow
+from .resources import RESOURCES, Conflict, Resource
+
+SNAPSHOT_SKIP = frozenset({"id", "created_at", "updated_at", "files", "is_state"})
+# Changes to these fields are audited as their own actions, apart from plain edits.
+SEPARATE_ACTIONS = {
+    "status": lambda before, after: "status_change",
+    "published": lambda before, after: "publish" if after else "unpublish",
+}
+
+
+class NotFound(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class Page:
+    items: list[Any]
+    total: int
+    page: int
+    per_page: int
+
+
+def resource_for_model(model: type) -> Resource:
+    return next(r for r in RESOURCES.values() if r.model is model)
+
+
+def snapshot(resource: Resource, record: Any) -> dict[str, Any]:
+    """The record as the full schema dumps it: what the audit log keeps before and after."""
+    data = resource.schema().dump(record)
+    return {k: v for k, v in data.items() if k not in SNAPSHOT_SKIP}
+
+
+def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        key: {"before": before.get(key), "after": after.get(key)}
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    }
+
+
+# --- Reading ---------------------------------------------------------------------------------
+
+
+def get_record(session: Session, user: User | None, resource: Resource, record_id: int) -> Any:
+    """The live record `user` may see, or NotFound: invisible and missing look the same."""
+    model = resource.model
+    stmt = (
+        select(model)
+        .where(model.id == record_id, access.visible(model, user))
+        .options(*resource.load_options)
+    )
+    record = session.scalars(stmt).first()
+    if record is None:
+        raise NotFound(f"No {resource.label} with id {record_id}.")
+    return record
+
+
+def parse_filters(resource: Resource, params: Mapping[str, str]) -> list:
+    errors, clauses = {}, []
+    for name, raw in params.items():
+        spec = resource.filters.get(name)
+        if spec is None:
+            known = ", ".join(sorted(resource.filters)) or "none"
+            errors[name] = [f"Unknown filter for {resource.name}; known filters: {known}."]
+            continue
+        try:
+            clauses.append(spec.clause(spec.parse(raw)))
+        except ValueError as exc:
+            errors[name] = [str(exc)]
+    if errors:
+        raise ValidationError(errors)
+    return clauses
+
+
+def parse_sort(resource: Resource, sort: str | None) -> list:
+    model, order = resource.model, []
+    for key in (sort or resource.default_sort).split(","):
+        name = key.strip().lstrip("-")
+        if name not in resource.sort_fields:
+            raise ValidationError(
+                {
+                    "sort": [
+                        f"Cannot sort by {name!r}; use one of: {', '.join(resource.sort_fields)}."
+                    ]
+                }
+            )
+        column = getattr(model, name)
+        order.append(column.desc() if key.strip().startswith("-") else column.asc())
+    order.append(model.id.asc())
+    return order
+
+
+def list_records(
+    session: Session,
+    user: User | None,
+    resource: Resource,
+    filters: Mapping[str, str],
+    page: int,
+    per_page: int,
+    sort: str | None = None,
+) -> Page:
+    model = resource.model
+    conditions = [access.visible(model, user), *parse_filters(resource, filters)]
+    order = parse_sort(resource, sort)
+    total = session.scalar(select(func.count(model.id)).where(*conditions))
+    stmt = (
+        select(model)
+        .where(*conditions)
+        .order_by(*order)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+        .options(*resource.load_options)
+    )
+    return Page(list(session.scalars(stmt)), total, page, per_page)
+
+
+def history(session: Session, user: User | None, resource: Resource, record_id: int) -> list:
+    access.require(user, "read_history", f"the history of {resource.name}")
+    if session.get(resource.model, record_id) is None:
+        raise NotFound(f"No {resource.label} with id {record_id}.")
+    stmt = (
+        select(AuditEntry)
+        .where(AuditEntry.resource == resource.key, AuditEntry.record_id == record_id)
+        .order_by(AuditEntry.seq)
+    )
+    return list(session.scalars(stmt))
+
+
+# --- Writing ---------------------------------------------------------------------------------
+
+
+def _check_references(session: Session, resource: Resource, data: Mapping[str, Any]) -> None:
+    errors: dict[str, list[str]] = {}
+    for name, model in resource.references.items():
+        value = data.get(name)
+        if value is None:
+            continue
+        label = resource_for_model(model).label
+        if name == "actors":
+            wanted = {a["actor_id"] for a in value}
+            found = set(
+                session.scalars(
+                    select(Actor.id).where(Actor.id.in_(wanted), Actor.deleted_at.is_(None))
+                )
+            )
+            missing = sorted(wanted - found)
+            if missing:
+                errors[name] = [f"No actor with id {', '.join(map(str, missing))}."]
+        elif (
+            session.scalar(select(model.id).where(model.id == value, model.deleted_at.is_(None)))
+            is None
+        ):
+            errors[name] = [f"No {label} with id {value}."]
+    if errors:
+        raise ValidationError(errors)
+
+
+def _fill_defaults(record: Any) -> None:
+    """Give a new record its column defaults now, so checks see them before the insert."""
+    for column in record.__table__.columns:
+        default = column.default
+        if default is not None and default.is_scalar and getattr(record, column.key) is None:
+            setattr(record, column.key, default.arg)
+
+
+def _audit_changes(session, user, resource, record_id, changes) -> None:
+    plain = dict(changes)
+    for name, action in SEPARATE_ACTIONS.items():
+        if name in plain:
+            change = plain.pop(name)
+            provenance.record(
+                session,
+                user,
+                action(change["before"], change["after"]),
+                resource.key,
+                record_id,
+                {name: change},
+            )
+    if plain:
+        provenance.record(session, user, "update", resource.key, record_id, plain)
+
+
+def create_record(
+    session: Session, user: User | None, resource: Resource, data: Mapping[str, Any]
+) -> Any:
+    access.require(user, "create", resource.name)
+    _check_references(session, resource, data)
+    record = resource.model()
+    _fill_defaults(record)
+    resource.apply(record, data)
+    resource.check(session, user, record, data, None)
+    session.add(record)
+    session.flush()
+    provenance.record(
+        session, user, "create", resource.key, record.id, diff({}, snapshot(resource, record))
+    )
+    return record
+
+
+def update_record(
+    session: Session,
+    user: User | None,
+    resource: Resource,
+    record_id: int,
+    data: Mapping[str, Any],
+) -> Any:
+    access.require(user, "update", resource.name)
+    record = get_record(session, user, resource, record_id)
+    _check_references(session, resource, data)
+    before = snapshot(resource, record)
+    resource.apply(record, data)
+    resource.check(session, user, record, data, before)
+    session.flush()
+    changes = diff(before, snapshot(resource, record))
+    if changes:
+        _audit_changes(session, user, resource, record.id, changes)
+    return record
+
+
+def delete_record(session: Session, user: User | None, resource: Resource, record_id: int) -> None:
+    """Mark the record deleted; it leaves every read and list, and can be restored."""
+    access.require(user, "delete", resource.name)
+    record = get_record(session, user, resource, record_id)
+    problem = resource.blockers(session, record)
+    if problem:
+        raise Conflict(problem)
+    record.deleted_at = utcnow()
+    session.flush()
+    provenance.record(
+        session,
+        user,
+        "delete",
+        resource.key,
+        record.id,
+        {"deleted_at": {"before": None, "after": record.deleted_at.isoformat()}},
+    )
+
+
+def restore_record(session: Session, user: User | None, resource: Resource, record_id: int) -> Any:
+    access.require(user, "restore", resource.name)
+    record = session.get(resource.model, record_id)
+    if record is None:
+        raise NotFound(f"No {resource.label} with id {record_id}.")
+    if not record.is_deleted:
+        raise Conflict(f"{resource.label.capitalize()} {record_id} is not deleted.")
+    deleted_at = record.deleted_at
+    record.deleted_at = None
+    session.flush()
+    provenance.record(
+        session,
+        user,
+        "restore",
+        resource.key,
+        record.id,
+        {"deleted_at": {"before": deleted_at.isoformat(), "after": None}},
+    )
+    return record

@@ -1,0 +1,526 @@
+"""The API's resources: model, schemas, filters, sort keys, and the rules peculiar to each.
+
+The generic services in `records` read this table; a new resource is a new entry here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from marshmallow import Schema, ValidationError
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from schemas.actors import ActorSchema
+from schemas.casualty_counts import CasualtyCountSchema
+from schemas.citations import CitationSchema
+from schemas.common import check_date_order
+from schemas.events import EventSchema, PublicEventSchema
+from schemas.operations import OperationSchema
+from schemas.places import PlaceSchema, default_precision
+from schemas.sources import SourceSchema
+from schemas.victims import PublicVictimSchema, VictimSchema
+
+from . import access, vocab
+from .models import (
+    Actor,
+    CasualtyCount,
+    Citation,
+    Event,
+    EventActor,
+    Operation,
+    OperationActor,
+    Place,
+    Source,
+    SourceFile,
+    User,
+    Victim,
+)
+
+
+class Conflict(Exception):
+    """The request clashes with the state of other records (HTTP 409)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+# --- Query-string filters --------------------------------------------------------------------
+
+
+def _integer(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError("Not a valid integer.") from None
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ValueError("Must be true or false.")
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("Not a valid date: use YYYY-MM-DD.") from None
+
+
+def _one_of(values: tuple) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in values:
+            raise ValueError(f"Must be one of: {', '.join(map(str, values))}.")
+        return value
+
+    return parse
+
+
+def _text(value: str) -> str:
+    return value
+
+
+@dataclass(frozen=True)
+class Filter:
+    parse: Callable[[str], Any]
+    clause: Callable[[Any], ColumnElement[bool]]
+
+
+def equals(column, parse=_integer) -> Filter:
+    return Filter(parse, lambda value: column == value)
+
+
+def same_text(column) -> Filter:
+    return Filter(_text, lambda value: func.lower(column) == value.lower())
+
+
+def _place_level(level: str) -> Filter:
+    column = getattr(Place, level)
+    return Filter(
+        _text,
+        lambda value: Event.place_id.in_(
+            select(Place.id).where(func.lower(column) == value.lower())
+        ),
+    )
+
+
+def _citation_target(value: Any) -> ColumnElement[bool]:
+    column = getattr(Citation, Citation.TARGET_COLUMNS[value])
+    return column.is_not(None)
+
+
+# --- Rules particular to a resource ----------------------------------------------------------
+# Each check sees the record with the changes applied, the changes themselves, and the
+# record's snapshot from before (None on create). It raises ValidationError,
+# access.AccessDenied or Conflict; the caller's transaction then rolls back.
+
+
+def _no_check(session, user, record, changes, before) -> None:
+    return None
+
+
+def _live_citations(session: Session, column, record_id: int | None) -> int:
+    if record_id is None:
+        return 0
+    return session.scalar(
+        select(func.count(Citation.id)).where(column == record_id, Citation.deleted_at.is_(None))
+    )
+
+
+def check_event(session: Session, user: User | None, event: Event, changes, before) -> None:
+    old_status = before["status"] if before else "draft"
+    old_published = before["published"] if before else False
+    access.require_status_move(user, old_status, event.status)
+    if event.published != old_published:
+        access.require(user, "publish", "events")
+    check_date_order({"start_date": event.start_date, "end_date": event.end_date})
+    if event.start_date is None and event.date_precision is not None:
+        event.date_precision = None
+    becoming = (event.status == "verified" and old_status != "verified") or (
+        event.published and not old_published
+    )
+    if becoming and _live_citations(session, Citation.event_id, event.id) == 0:
+        field_name = "status" if event.status != old_status else "published"
+        raise ValidationError(
+            "An event needs at least one citation before it can be verified or published.",
+            field_name,
+        )
+    if event.published and event.status != "verified":
+        if old_published and event.status != old_status:
+            raise ValidationError(
+                "A published event must stay verified: unpublish it first.", "status"
+            )
+        raise ValidationError("Only a verified event can be published.", "published")
+
+
+def check_operation(session, user, operation: Operation, changes, before) -> None:
+    check_date_order({"start_date": operation.start_date, "end_date": operation.end_date})
+
+
+def check_place(session, user, place: Place, changes, before) -> None:
+    if (place.latitude is None) != (place.longitude is None):
+        raise ValidationError("Give latitude and longitude together.", "longitude")
+    if before is None and "precision" not in changes:
+        place.precision = default_precision(changes)
+
+
+def check_actor(session: Session, user, actor: Actor, changes, before) -> None:
+    seen, parent_id = set(), actor.parent_id
+    while parent_id is not None:
+        if parent_id == actor.id or parent_id in seen:
+            raise ValidationError("An actor cannot be its own ancestor.", "parent_id")
+        seen.add(parent_id)
+        parent_id = session.scalar(select(Actor.parent_id).where(Actor.id == parent_id))
+
+
+def check_victim(session, user, victim: Victim, changes, before) -> None:
+    age_now_minor = victim.age is not None and victim.age < 18
+    age_changed = before is None or before.get("age") != victim.age
+    if "identity_restricted" not in changes and age_changed and age_now_minor:
+        victim.identity_restricted = True
+    if victim.identity_restricted is None:
+        victim.identity_restricted = False
+
+
+def check_source(session, user, source: Source, changes, before) -> None:
+    if before is None and "restricted" not in changes:
+        source.restricted = source.kind == "testimony"
+
+
+TARGET_MODELS = {
+    "operation": Operation,
+    "event": Event,
+    "victim": Victim,
+    "casualty_count": CasualtyCount,
+}
+
+
+def check_citation(session: Session, user, citation: Citation, changes, before) -> None:
+    target_type = citation.target_type
+    target = session.get(TARGET_MODELS[target_type], citation.target_id)
+    if target is None or target.is_deleted:
+        raise ValidationError(
+            f"No {target_type.replace('_', ' ')} with id {citation.target_id}.", "target_id"
+        )
+    if citation.field is not None:
+        target_fields = RESOURCES_BY_KEY[target_type].citable_fields()
+        if citation.field not in target_fields:
+            raise ValidationError(
+                f"A {target_type.replace('_', ' ')} has no field {citation.field!r}; "
+                f"citable fields: {', '.join(sorted(target_fields))}.",
+                "field",
+            )
+    moved_from_event = (
+        before is not None
+        and before.get("target_type") == "event"
+        and (citation.event_id != before.get("target_id"))
+    )
+    if moved_from_event:
+        _keep_verified_event_cited(session, before["target_id"], citation.id)
+
+
+def apply_citation(citation: Citation, changes: dict[str, Any]) -> None:
+    changes = dict(changes)
+    target_type, target_id = changes.pop("target_type", None), changes.pop("target_id", None)
+    if target_type is not None:
+        citation.point_at(target_type, target_id)
+    apply_columns(citation, changes)
+
+
+def apply_columns(record, changes: dict[str, Any]) -> None:
+    for name, value in changes.items():
+        if name == "actors":
+            association = EventActor if isinstance(record, Event) else OperationActor
+            unique = {(a["actor_id"], a["role"]) for a in value}
+            record.actors = [association(actor_id=a, role=r) for a, r in sorted(unique)]
+        else:
+            setattr(record, name, value)
+
+
+# --- What blocks a delete --------------------------------------------------------------------
+
+
+def _count(session: Session, stmt) -> int:
+    return session.scalar(select(func.count()).select_from(stmt.subquery()))
+
+
+def blockers_actor(session: Session, actor: Actor) -> str | None:
+    uses = {
+        "events": select(EventActor.event_id)
+        .join(Event, Event.id == EventActor.event_id)
+        .where(EventActor.actor_id == actor.id, Event.deleted_at.is_(None)),
+        "operations": select(OperationActor.operation_id)
+        .join(Operation, Operation.id == OperationActor.operation_id)
+        .where(OperationActor.actor_id == actor.id, Operation.deleted_at.is_(None)),
+        "victims": select(Victim.id).where(
+            or_(Victim.actor_id == actor.id, Victim.responsible_actor_id == actor.id),
+            Victim.deleted_at.is_(None),
+        ),
+        "units": select(Actor.id).where(Actor.parent_id == actor.id, Actor.deleted_at.is_(None)),
+    }
+    return _in_use(session, "actor", uses)
+
+
+def blockers_place(session: Session, place: Place) -> str | None:
+    uses = {
+        "events": select(Event.id).where(Event.place_id == place.id, Event.deleted_at.is_(None))
+    }
+    return _in_use(session, "place", uses)
+
+
+def blockers_operation(session: Session, operation: Operation) -> str | None:
+    uses = {
+        "events": select(Event.id).where(
+            Event.operation_id == operation.id, Event.deleted_at.is_(None)
+        )
+    }
+    return _in_use(session, "operation", uses)
+
+
+def blockers_source(session: Session, source: Source) -> str | None:
+    uses = {
+        "citations": select(Citation.id).where(
+            Citation.source_id == source.id, Citation.deleted_at.is_(None)
+        ),
+        "casualty counts": select(CasualtyCount.id).where(
+            CasualtyCount.source_id == source.id, CasualtyCount.deleted_at.is_(None)
+        ),
+    }
+    return _in_use(session, "source", uses)
+
+
+def blockers_citation(session: Session, citation: Citation) -> str | None:
+    if citation.event_id is not None:
+        _keep_verified_event_cited(session, citation.event_id, citation.id)
+    return None
+
+
+def _keep_verified_event_cited(session: Session, event_id: int, citation_id: int) -> None:
+    event = session.get(Event, event_id)
+    others = session.scalar(
+        select(func.count(Citation.id)).where(
+            Citation.event_id == event_id,
+            Citation.id != citation_id,
+            Citation.deleted_at.is_(None),
+        )
+    )
+    if event is not None and event.status == "verified" and others == 0:
+        raise Conflict(
+            f"Event {event_id} is verified and this is its only citation; "
+            "cite another source or move the event back to review first."
+        )
+
+
+def _in_use(session: Session, label: str, uses: Mapping[str, Any]) -> str | None:
+    found = [f"{n} {what}" for what, stmt in uses.items() if (n := _count(session, stmt))]
+    if found:
+        return f"This {label} is still referred to by {', '.join(found)}; change or delete those first."
+    return None
+
+
+def _no_blockers(session, record) -> None:
+    return None
+
+
+# --- The table -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resource:
+    name: str  # as in URLs: "casualty-counts"
+    key: str  # as in audit entries and citations: "casualty_count"
+    model: type
+    schema: type[Schema]
+    public_schema: type[Schema] | None = None
+    references: Mapping[str, type] = field(default_factory=dict)
+    filters: Mapping[str, Filter] = field(default_factory=dict)
+    sort_fields: tuple[str, ...] = ("id",)
+    default_sort: str = "id"
+    load_options: tuple = ()
+    check: Callable = _no_check
+    apply: Callable[[Any, dict], None] = apply_columns
+    blockers: Callable[[Session, Any], str | None] = _no_blockers
+
+    @property
+    def label(self) -> str:
+        return self.key.replace("_", " ")
+
+    def dump_schema(self, user: User | None, many: bool = False) -> Schema:
+        """The schema for what `user` may see of these records."""
+        if self.public_schema is not None and access.withholds_restricted(user):
+            return self.public_schema(many=many)
+        return self.schema(many=many)
+
+    def citable_fields(self) -> set[str]:
+        return {name for name, f in self.schema().fields.items() if not f.dump_only}
+
+
+RESOURCES: dict[str, Resource] = {
+    r.name: r
+    for r in (
+        Resource(
+            "actors",
+            "actor",
+            Actor,
+            ActorSchema,
+            references={"parent_id": Actor},
+            filters={
+                "kind": equals(Actor.kind, _one_of(vocab.ACTOR_KINDS)),
+                "parent_id": equals(Actor.parent_id),
+                "jurisdiction": equals(Actor.jurisdiction, _one_of(vocab.JURISDICTIONS)),
+            },
+            sort_fields=("id", "name", "acronym", "kind", "created_at"),
+            default_sort="name",
+            check=check_actor,
+            blockers=blockers_actor,
+        ),
+        Resource(
+            "operations",
+            "operation",
+            Operation,
+            OperationSchema,
+            references={"actors": Actor},
+            sort_fields=("id", "name", "start_date", "end_date", "created_at"),
+            default_sort="start_date",
+            load_options=(selectinload(Operation.actors),),
+            check=check_operation,
+            blockers=blockers_operation,
+        ),
+        Resource(
+            "places",
+            "place",
+            Place,
+            PlaceSchema,
+            filters={
+                "country": equals(Place.country, _text),
+                "admin1": same_text(Place.admin1),
+                "admin2": same_text(Place.admin2),
+                "precision": equals(Place.precision, _one_of(vocab.PLACE_PRECISIONS)),
+            },
+            sort_fields=("id", "country", "admin1", "admin2", "locality", "created_at"),
+            check=check_place,
+            blockers=blockers_place,
+        ),
+        Resource(
+            "events",
+            "event",
+            Event,
+            EventSchema,
+            public_schema=PublicEventSchema,
+            references={"place_id": Place, "operation_id": Operation, "actors": Actor},
+            filters={
+                "operation_id": equals(Event.operation_id),
+                "place_id": equals(Event.place_id),
+                "actor_id": Filter(
+                    _integer,
+                    lambda v: Event.id.in_(
+                        select(EventActor.event_id).where(EventActor.actor_id == v)
+                    ),
+                ),
+                "admin1": _place_level("admin1"),
+                "admin2": _place_level("admin2"),
+                "date_from": Filter(
+                    _date, lambda v: func.coalesce(Event.end_date, Event.start_date) >= v
+                ),
+                "date_to": Filter(_date, lambda v: Event.start_date <= v),
+                "status": equals(Event.status, _one_of(vocab.EVENT_STATUSES)),
+                "event_type": equals(Event.event_type, _one_of(vocab.EVENT_TYPES)),
+                "published": equals(Event.published, _boolean),
+            },
+            sort_fields=(
+                "id",
+                "start_date",
+                "end_date",
+                "title",
+                "event_type",
+                "status",
+                "created_at",
+                "updated_at",
+            ),
+            default_sort="-start_date",
+            load_options=(selectinload(Event.actors),),
+            check=check_event,
+        ),
+        Resource(
+            "victims",
+            "victim",
+            Victim,
+            VictimSchema,
+            public_schema=PublicVictimSchema,
+            references={"event_id": Event, "actor_id": Actor, "responsible_actor_id": Actor},
+            filters={
+                "event_id": equals(Victim.event_id),
+                "affiliation": equals(Victim.affiliation, _one_of(vocab.AFFILIATIONS)),
+                "outcome": equals(Victim.outcome, _one_of(vocab.OUTCOMES)),
+                "caused_by": equals(Victim.caused_by, _one_of(vocab.CAUSED_BY)),
+                "actor_id": equals(Victim.actor_id),
+            },
+            sort_fields=("id", "event_id", "affiliation", "outcome", "created_at"),
+            check=check_victim,
+        ),
+        Resource(
+            "casualty-counts",
+            "casualty_count",
+            CasualtyCount,
+            CasualtyCountSchema,
+            references={"event_id": Event, "source_id": Source},
+            filters={
+                "event_id": equals(CasualtyCount.event_id),
+                "source_id": equals(CasualtyCount.source_id),
+                "affiliation": equals(CasualtyCount.affiliation, _one_of(vocab.AFFILIATIONS)),
+                "outcome": equals(CasualtyCount.outcome, _one_of(vocab.OUTCOMES)),
+                "caused_by": equals(CasualtyCount.caused_by, _one_of(vocab.CAUSED_BY)),
+            },
+            sort_fields=("id", "event_id", "source_id", "count", "created_at"),
+        ),
+        Resource(
+            "sources",
+            "source",
+            Source,
+            SourceSchema,
+            filters={
+                "kind": equals(Source.kind, _one_of(vocab.SOURCE_KINDS)),
+                "publisher": same_text(Source.publisher),
+                "language": equals(Source.language, _text),
+                "reliability": equals(Source.reliability, _one_of(vocab.RELIABILITY)),
+                "restricted": equals(Source.restricted, _boolean),
+            },
+            sort_fields=("id", "title", "publisher", "published_at", "created_at"),
+            load_options=(selectinload(Source.files).joinedload(SourceFile.stored),),
+            check=check_source,
+            blockers=blockers_source,
+        ),
+        Resource(
+            "citations",
+            "citation",
+            Citation,
+            CitationSchema,
+            references={"source_id": Source},
+            filters={
+                "source_id": equals(Citation.source_id),
+                "target_type": Filter(_one_of(vocab.CITATION_TARGETS), _citation_target),
+                # Exactly one target column is set, so with target_type this narrows to it.
+                "target_id": Filter(
+                    _integer,
+                    lambda v: or_(
+                        *(getattr(Citation, c) == v for c in Citation.TARGET_COLUMNS.values())
+                    ),
+                ),
+                "field": equals(Citation.field, _text),
+            },
+            sort_fields=("id", "source_id", "credibility", "created_at"),
+            check=check_citation,
+            apply=apply_citation,
+            blockers=blockers_citation,
+        ),
+    )
+}
+RESOURCES_BY_KEY = {r.key: r for r in RESOURCES.values()}

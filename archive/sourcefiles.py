@@ -1,0 +1,103 @@
+"""Archived copies of sources: upload into the content-addressed store, and read back."""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import IO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import access, provenance
+from .models import Source, SourceFile, StoredFile, User
+from .records import NotFound, get_record
+from .resources import RESOURCES
+
+# Leading bytes of formats worth recognising whatever the client claims.
+SIGNATURES = (
+    (b"%PDF-", "application/pdf"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"PK\x03\x04", "application/zip"),
+)
+
+
+def media_type(head: bytes, filename: str | None, claimed: str | None) -> str:
+    """Sniff the format from its first bytes, then the file name, then what the client said."""
+    for signature, kind in SIGNATURES:
+        if head.startswith(signature):
+            if kind == "application/zip" and filename:
+                return mimetypes.guess_type(filename)[0] or kind
+            return kind
+    guessed = mimetypes.guess_type(filename)[0] if filename else None
+    return guessed or claimed or "application/octet-stream"
+
+
+def attach_file(
+    session: Session,
+    user: User | None,
+    store: provenance.FileStore,
+    source_id: int,
+    stream: IO[bytes],
+    filename: str | None,
+    claimed_type: str | None,
+    max_bytes: int,
+) -> tuple[SourceFile, bool]:
+    """Store the file and attach it to the source; answer it and whether it is new there."""
+    access.require(user, "upload", "files")
+    source = get_record(session, user, RESOURCES["sources"], source_id)
+    sha256, size = store.save(stream, max_bytes)
+    with open(store.path(sha256), "rb") as f:
+        kind = media_type(f.read(16), filename, claimed_type)
+    if session.get(StoredFile, sha256) is None:
+        session.add(StoredFile(sha256=sha256, size=size))
+    attached = session.scalars(
+        select(SourceFile).where(SourceFile.source_id == source.id, SourceFile.sha256 == sha256)
+    ).first()
+    if attached is not None and not attached.is_deleted:
+        return attached, False
+    if attached is None:
+        attached = SourceFile(source_id=source.id, sha256=sha256)
+        session.add(attached)
+    attached.deleted_at = None
+    attached.original_filename = filename
+    attached.media_type = kind
+    attached.uploaded_by_id = user.id if user else None
+    session.flush()
+    provenance.record(
+        session,
+        user,
+        "attach_file",
+        "source",
+        source.id,
+        {
+            "files": {
+                "before": None,
+                "after": {"sha256": sha256, "size": size, "media_type": kind, "filename": filename},
+            }
+        },
+    )
+    return attached, True
+
+
+def file_for_download(
+    session: Session,
+    user: User | None,
+    store: provenance.FileStore,
+    source_id: int,
+    sha256: str,
+) -> tuple[SourceFile, str]:
+    """The attached file and its verified path; FileTampered if its bytes changed."""
+    source: Source = get_record(session, user, RESOURCES["sources"], source_id)
+    attached = session.scalars(
+        select(SourceFile).where(
+            SourceFile.source_id == source.id,
+            SourceFile.sha256 == sha256.lower(),
+            SourceFile.deleted_at.is_(None),
+        )
+    ).first()
+    if attached is None:
+        raise NotFound(f"Source {source_id} has no file {sha256}.")
+    return attached, store.check(attached.sha256, attached.size)

@@ -1,0 +1,34 @@
+from marshmallow import fields, post_dump, validate
+
+from archive import vocab
+
+from .common import BaseSchema, Choice, OnDuty, Reference, RichText, Text
+
+IDENTITY_FIELDS = ("name", "alias", "age")
+
+
+class VictimSchema(BaseSchema):
+    event_id = Reference(required=True)
+    name = Text(300, allow_none=True)
+    alias = Text(200, allow_none=True)
+    age = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=0, max=130))
+    sex = Choice(vocab.SEXES, allow_none=True)
+    affiliation = Choice(vocab.AFFILIATIONS, load_default="unknown")
+    actor_id = Reference(allow_none=True)
+    outcome = Choice(vocab.OUTCOMES, required=True)
+    caused_by = Choice(vocab.CAUSED_BY, load_default="unknown")
+    responsible_actor_id = Reference(allow_none=True)
+    circumstances = RichText(allow_none=True)
+    on_duty = OnDuty(allow_none=True)
+    identity_restricted = fields.Boolean()
+
+
+class PublicVictimSchema(VictimSchema):
+    """A victim as anonymous readers see it: a restricted identity is left out entirely."""
+
+    @post_dump
+    def withhold_identity(self, data, **kwargs):
+        if data.get("identity_restricted"):
+            for name in IDENTITY_FIELDS:
+                data.pop(name, None)
+        return data
