@@ -322,7 +322,8 @@ def _keep_verified_event_cited(session: Session, event_id: int, citation_id: int
 def _in_use(session: Session, label: str, uses: Mapping[str, Any]) -> str | None:
     found = [f"{n} {what}" for what, stmt in uses.items() if (n := _count(session, stmt))]
     if found:
-        return f"This {label} is still referred to by {', '.join(found)}; change or delete those first."
+        uses_text = ", ".join(found)
+        return f"This {label} is still referred to by {uses_text}; change or delete those first."
     return None
 
 
