@@ -11,6 +11,7 @@ import hmac
 
 from flask import Flask, request
 from sqlalchemy import and_, exists, false, or_, select
+from sqlalchemy.orm import joinedload
 from sqlalchemy.sql.elements import ColumnElement
 
 from .extensions import db, login_manager
@@ -201,7 +202,9 @@ def hash_token(token: str) -> str:
 def user_for_token(token: str) -> User | None:
     digest = hash_token(token)
     row = db.session.execute(
-        select(ApiToken).where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
+        select(ApiToken)
+        .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
+        .options(joinedload(ApiToken.user))
     ).scalar_one_or_none()
     if row is None or not hmac.compare_digest(row.token_hash, digest) or not row.user.active:
         return None

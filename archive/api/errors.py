@@ -5,14 +5,13 @@ from __future__ import annotations
 from flask import Flask, current_app, jsonify, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from ..access import AccessDenied
 from ..extensions import db
 from ..provenance import FileTampered, FileTooLarge
 from ..records import NotFound
 from ..resources import Conflict
-from . import bp
 
 
 def error_response(status: int, message: str, fields: dict | None = None):
@@ -31,13 +30,6 @@ def _fields(messages) -> dict:
     if isinstance(messages, dict):
         return messages
     return {"_schema": messages if isinstance(messages, list) else [str(messages)]}
-
-
-@bp.errorhandler(Exception)
-def unexpected(exc: Exception):
-    db.session.rollback()
-    current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
-    return error_response(500, "Internal error; nothing was changed.")
 
 
 def register(app: Flask) -> None:
@@ -98,3 +90,11 @@ def register(app: Flask) -> None:
             limit = app.config["FILES_MAX_BYTES"]
             return error_response(413, f"The request is larger than the limit of {limit} bytes.")
         return error_response(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        db.session.rollback()
+        if not in_api():
+            return InternalServerError(original_exception=exc)
+        current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "Internal error; nothing was changed.")
