@@ -10,7 +10,6 @@ PORT ?= 5000
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.requirements: requirements.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt

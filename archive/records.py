@@ -46,7 +46,7 @@ def resource_for_model(model: type) -> Resource:
 
 def snapshot(resource: Resource, record: Any) -> dict[str, Any]:
     """The record as the full schema dumps it: what the audit log keeps before and after."""
-    data = resource.schema().dump(record)
+    data = resource.full_schema().dump(record)
     return {k: v for k, v in data.items() if k not in SNAPSHOT_SKIP}
 
 

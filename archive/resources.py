@@ -6,6 +6,7 @@ The generic services in `records` read this table; a new resource is a new entry
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -357,11 +358,22 @@ class Resource:
     def dump_schema(self, user: User | None, many: bool = False) -> Schema:
         """The schema for what `user` may see of these records."""
         if self.public_schema is not None and access.withholds_restricted(user):
-            return self.public_schema(many=many)
-        return self.schema(many=many)
+            return schema_instance(self.public_schema, many)
+        return schema_instance(self.schema, many)
+
+    def full_schema(self, partial: bool = False) -> Schema:
+        """The whole record: what writers send (partial: a PATCH) and what the audit keeps."""
+        return schema_instance(self.schema, partial=partial)
 
     def citable_fields(self) -> set[str]:
-        return {name for name, f in self.schema().fields.items() if not f.dump_only}
+        fields = self.full_schema().fields
+        return {name for name, f in fields.items() if not f.dump_only}
+
+
+@functools.cache
+def schema_instance(cls: type[Schema], many: bool = False, partial: bool = False) -> Schema:
+    """Build each schema once: building is costly, and a built schema keeps no state."""
+    return cls(many=many, partial=partial)
 
 
 RESOURCES: dict[str, Resource] = {

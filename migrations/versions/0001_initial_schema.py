@@ -188,7 +188,7 @@ def upgrade():
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_events_operation_id'), ['operation_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_events_place_id'), ['place_id'], unique=False)
-        batch_op.create_index('ix_events_public', ['published', 'deleted_at', 'start_date'], unique=False)
+        batch_op.create_index('ix_events_public', ['published', 'status', 'deleted_at', 'start_date'], unique=False)
         batch_op.create_index(batch_op.f('ix_events_start_date'), ['start_date'], unique=False)
 
     op.create_table('operation_actors',
