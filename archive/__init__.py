@@ -41,6 +41,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             f"{os.path.join(instance, 'config.py')} (`make run` writes one there)."
         )
 
+    # Keep fields in the schemas' order (id first) rather than sorted.
+    app.json.sort_keys = False
+
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(app.root_path, "..", "migrations"))
 

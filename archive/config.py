@@ -11,4 +11,3 @@ class Defaults:
     FILES_MAX_BYTES = 100 * MEGABYTE
     API_DEFAULT_PER_PAGE = 50
     API_MAX_PER_PAGE = 200
-    JSON_SORT_KEYS = False

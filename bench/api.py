@@ -58,8 +58,14 @@ def fill(events: int, seed: int = 7) -> None:
     session.execute(
         insert(Place),
         [
-            {"id": i, "country": "VE", "admin1": f"Estado {i % 24}", "admin2": f"Municipio {i}",
-             "precision": "admin2", **stamp}
+            {
+                "id": i,
+                "country": "VE",
+                "admin1": f"Estado {i % 24}",
+                "admin2": f"Municipio {i}",
+                "precision": "admin2",
+                **stamp,
+            }
             for i in range(1, 1001)
         ],
     )
@@ -67,8 +73,14 @@ def fill(events: int, seed: int = 7) -> None:
     session.execute(
         insert(Source),
         [
-            {"id": i, "kind": "news_article", "title": f"Fuente {i}", "language": "es",
-             "restricted": i % 20 == 0, **stamp}
+            {
+                "id": i,
+                "kind": "news_article",
+                "title": f"Fuente {i}",
+                "language": "es",
+                "restricted": i % 20 == 0,
+                **stamp,
+            }
             for i in range(1, n_sources + 1)
         ],
     )
@@ -79,32 +91,55 @@ def fill(events: int, seed: int = 7) -> None:
         for i in ids:
             published = rng.random() < 0.9
             day = 1 + rng.randrange(3650)
-            rows.append({
-                "id": i, "title": f"Evento {i}", "event_type": "raid",
-                "start_date": _date(day), "date_precision": "day",
-                "place_id": 1 + rng.randrange(1000),
-                "status": "verified" if published else "draft", "published": published,
-                "description": "<p>Operativo policial con víctimas.</p>",
-                "internal_notes": "nota interna", **stamp,
-            })
+            rows.append(
+                {
+                    "id": i,
+                    "title": f"Evento {i}",
+                    "event_type": "raid",
+                    "start_date": _date(day),
+                    "date_precision": "day",
+                    "place_id": 1 + rng.randrange(1000),
+                    "status": "verified" if published else "draft",
+                    "published": published,
+                    "description": "<p>Operativo policial con víctimas.</p>",
+                    "internal_notes": "nota interna",
+                    **stamp,
+                }
+            )
             first = 1 + rng.randrange(40)
-            actors += [{"event_id": i, "actor_id": first, "role": "perpetrator"},
-                       {"event_id": i, "actor_id": 1 + (first % 40), "role": "target"}]
+            actors += [
+                {"event_id": i, "actor_id": first, "role": "perpetrator"},
+                {"event_id": i, "actor_id": 1 + (first % 40), "role": "target"},
+            ]
             for _ in range(1 + rng.randrange(2)):
                 victim_id += 1
-                victims.append({
-                    "id": victim_id, "event_id": i, "name": f"Persona {victim_id}",
-                    "age": 15 + rng.randrange(50), "affiliation": "civilian",
-                    "outcome": "killed", "caused_by": "state",
-                    "identity_restricted": rng.random() < 0.2, **stamp,
-                })
+                victims.append(
+                    {
+                        "id": victim_id,
+                        "event_id": i,
+                        "name": f"Persona {victim_id}",
+                        "age": 15 + rng.randrange(50),
+                        "affiliation": "civilian",
+                        "outcome": "killed",
+                        "caused_by": "state",
+                        "identity_restricted": rng.random() < 0.2,
+                        **stamp,
+                    }
+                )
             source = 1 + rng.randrange(n_sources)
             count_id += 1
-            counts.append({
-                "id": count_id, "event_id": i, "source_id": source, "affiliation": "civilian",
-                "outcome": "killed", "caused_by": "state", "count": 1 + rng.randrange(5),
-                **stamp,
-            })
+            counts.append(
+                {
+                    "id": count_id,
+                    "event_id": i,
+                    "source_id": source,
+                    "affiliation": "civilian",
+                    "outcome": "killed",
+                    "caused_by": "state",
+                    "count": 1 + rng.randrange(5),
+                    **stamp,
+                }
+            )
             citation_id += 1
             citations.append({"id": citation_id, "source_id": source, "event_id": i, **stamp})
         session.execute(insert(Event), rows)
@@ -114,8 +149,15 @@ def fill(events: int, seed: int = 7) -> None:
         session.execute(insert(Citation), citations)
     session.commit()
     if db.engine.dialect.name == "postgresql":
-        for table in ("actors", "places", "sources", "events", "victims", "casualty_counts",
-                      "citations"):
+        for table in (
+            "actors",
+            "places",
+            "sources",
+            "events",
+            "victims",
+            "casualty_counts",
+            "citations",
+        ):
             session.execute(
                 db.text(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
             )
@@ -152,8 +194,14 @@ def main() -> None:
 
     workdir = tempfile.mkdtemp(prefix="constancia-bench-")
     url = args.database_url or f"sqlite:///{workdir}/bench.sqlite3"
-    app = create_app({"TESTING": True, "SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url,
-                      "FILES_DIR": os.path.join(workdir, "files")})
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "bench",
+            "SQLALCHEMY_DATABASE_URI": url,
+            "FILES_DIR": os.path.join(workdir, "files"),
+        }
+    )
     with app.app_context():
         flask_migrate.upgrade()
         started = time.perf_counter()
@@ -191,15 +239,20 @@ def main() -> None:
         conditions = [access.visible(Event, user)]
         db.session.scalar(select(func.count(Event.id)).where(*conditions))
         rows = db.session.scalars(
-            select(Event).where(*conditions).order_by(Event.start_date.desc(), Event.id)
-            .limit(50).offset((page - 1) * 50).options(*resource.load_options)
+            select(Event)
+            .where(*conditions)
+            .order_by(Event.start_date.desc(), Event.id)
+            .limit(50)
+            .offset((page - 1) * 50)
+            .options(*resource.load_options)
         ).all()
         return rows
 
     def _bare_detail(user):
         event_id = rng.choice(published)
         row = db.session.scalars(
-            select(Event).where(Event.id == event_id, access.visible(Event, user))
+            select(Event)
+            .where(Event.id == event_id, access.visible(Event, user))
             .options(*resource.load_options)
         ).one()
         return row
@@ -227,13 +280,21 @@ def main() -> None:
         timed(through_app, 10), timed(bare, 10)  # warm caches and pools
         app_times = timed(through_app, args.requests)
         bare_times = timed(bare, args.requests)
-        rows.append((name, statistics.median(app_times), p95(app_times),
-                     statistics.median(bare_times), p95(bare_times)))
+        rows.append(
+            (
+                name,
+                statistics.median(app_times),
+                p95(app_times),
+                statistics.median(bare_times),
+                p95(bare_times),
+            )
+        )
 
     print(f"\n{args.requests} requests each; times in ms")
-    print(f"{'case':<20}{'app p50':>9}{'app p95':>9}{'bare p50':>10}{'bare p95':>10}{'p95 ratio':>11}")
+    headings = ("app p50", "app p95", "bare p50", "bare p95", "p95 ratio")
+    print(f"{'case':<20}" + "".join(f"{h:>10}" for h in headings))
     for name, a50, a95, b50, b95 in rows:
-        print(f"{name:<20}{a50:>9.2f}{a95:>9.2f}{b50:>10.2f}{b95:>10.2f}{a95 / b95:>10.2f}x")
+        print(f"{name:<20}{a50:>10.2f}{a95:>10.2f}{b50:>10.2f}{b95:>10.2f}{a95 / b95:>9.2f}x")
 
 
 if __name__ == "__main__":
