@@ -133,4 +133,3 @@ def db_rows(app):
             }
 
     return snapshot
-

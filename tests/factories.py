@@ -53,8 +53,13 @@ class Factory:
         return self.create("actors", **data)
 
     def place(self, **overrides) -> int:
-        data = {"country": "VE", "admin1": "Distrito Capital", "admin2": "Libertador",
-                "locality": "Cota 905", **overrides}
+        data = {
+            "country": "VE",
+            "admin1": "Distrito Capital",
+            "admin2": "Libertador",
+            "locality": "Cota 905",
+            **overrides,
+        }
         return self.create("places", **data)
 
     def operation(self, **overrides) -> int:
@@ -73,13 +78,24 @@ class Factory:
         return self.create("victims", **data)
 
     def casualty_count(self, event_id: int, source_id: int, **overrides) -> int:
-        data = {"event_id": event_id, "source_id": source_id, "affiliation": "civilian",
-                "outcome": "killed", "caused_by": "state", "count": 3, **overrides}
+        data = {
+            "event_id": event_id,
+            "source_id": source_id,
+            "affiliation": "civilian",
+            "outcome": "killed",
+            "caused_by": "state",
+            "count": 3,
+            **overrides,
+        }
         return self.create("casualty-counts", **data)
 
     def citation(self, source_id: int, target_type: str, target_id: int, **overrides) -> int:
-        data = {"source_id": source_id, "target_type": target_type, "target_id": target_id,
-                **overrides}
+        data = {
+            "source_id": source_id,
+            "target_type": target_type,
+            "target_id": target_id,
+            **overrides,
+        }
         return self.create("citations", **data)
 
     def published_event(self, source_id: int | None = None, **overrides) -> int:
