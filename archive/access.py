@@ -137,10 +137,14 @@ def operation_visible(user: User | None) -> ColumnElement[bool]:
 
 
 def citation_target_visible(user: User | None) -> ColumnElement[bool]:
+    victims = victim_visible(user)
+    if withholds_restricted(user):
+        # A citation of a withheld identity would name the person in its excerpt or locator.
+        victims = and_(victims, Victim.identity_restricted.is_(False))
     return or_(
         Citation.operation_id.in_(select(Operation.id).where(operation_visible(user))),
         _event_id_visible(Citation.event_id, user),
-        Citation.victim_id.in_(select(Victim.id).where(victim_visible(user))),
+        Citation.victim_id.in_(select(Victim.id).where(victims)),
         Citation.casualty_count_id.in_(
             select(CasualtyCount.id).where(casualty_count_visible(user))
         ),
