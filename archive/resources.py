@@ -182,18 +182,31 @@ def check_actor(session: Session, user, actor: Actor, changes, before) -> None:
         parent_id = session.scalar(select(Actor.parent_id).where(Actor.id == parent_id))
 
 
+def _lifting_restriction(user, was_restricted: bool, now_restricted: bool, what: str) -> None:
+    """Making restricted data public is an editor's decision, like publishing."""
+    if was_restricted and not now_restricted:
+        access.require(user, "publish", what)
+
+
 def check_victim(session, user, victim: Victim, changes, before) -> None:
-    age_now_minor = victim.age is not None and victim.age < 18
+    minor = victim.age is not None and victim.age < 18
     age_changed = before is None or before.get("age") != victim.age
-    if "identity_restricted" not in changes and age_changed and age_now_minor:
+    if "identity_restricted" not in changes and age_changed and minor:
         victim.identity_restricted = True
     if victim.identity_restricted is None:
         victim.identity_restricted = False
+    was_restricted = before["identity_restricted"] if before else minor
+    _lifting_restriction(
+        user, was_restricted, victim.identity_restricted, "a restricted identity public"
+    )
 
 
 def check_source(session, user, source: Source, changes, before) -> None:
+    by_default = source.kind == "testimony"
     if before is None and "restricted" not in changes:
-        source.restricted = source.kind == "testimony"
+        source.restricted = by_default
+    was_restricted = before["restricted"] if before else by_default
+    _lifting_restriction(user, was_restricted, source.restricted, "a restricted source public")
 
 
 TARGET_MODELS = {

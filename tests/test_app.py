@@ -74,3 +74,9 @@ def test_unknown_api_route_is_a_json_404(client):
     response = client.get("/api/v1/events/1/nothing")
     assert response.status_code == 404
     assert response.json["error"]["status"] == 404
+
+
+def test_front_page_points_at_the_api(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert b"/api/v1/openapi.json" in response.data
