@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from schemas.actors import ActorSchema
 from schemas.casualty_counts import CasualtyCountSchema
 from schemas.citations import CitationSchema
-from schemas.common import check_date_order
+from schemas.common import MAX_INTEGER, check_date_order
 from schemas.events import EventSchema, PublicEventSchema
 from schemas.operations import OperationSchema
 from schemas.places import PlaceSchema, default_precision
@@ -53,13 +53,28 @@ class Conflict(Exception):
 # --- Query-string filters --------------------------------------------------------------------
 
 
-def _integer(value: str) -> int:
+def _described(openapi: dict):
+    """Attach the OpenAPI schema of what a parser accepts, for the API description."""
+
+    def mark(parse):
+        parse.openapi = openapi
+        return parse
+
+    return mark
+
+
+@_described({"type": "integer", "minimum": 0, "maximum": MAX_INTEGER})
+def parse_integer(value: str) -> int:
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise ValueError("Not a valid integer.") from None
+    if not 0 <= number <= MAX_INTEGER:
+        raise ValueError(f"Must be between 0 and {MAX_INTEGER}.")
+    return number
 
 
+@_described({"type": "boolean"})
 def _boolean(value: str) -> bool:
     lowered = value.lower()
     if lowered in ("true", "1", "yes"):
@@ -69,6 +84,7 @@ def _boolean(value: str) -> bool:
     raise ValueError("Must be true or false.")
 
 
+@_described({"type": "string", "format": "date"})
 def _date(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
@@ -77,6 +93,7 @@ def _date(value: str) -> dt.date:
 
 
 def _one_of(values: tuple) -> Callable[[str], str]:
+    @_described({"type": "string", "enum": list(values)})
     def parse(value: str) -> str:
         if value not in values:
             raise ValueError(f"Must be one of: {', '.join(map(str, values))}.")
@@ -85,6 +102,7 @@ def _one_of(values: tuple) -> Callable[[str], str]:
     return parse
 
 
+@_described({"type": "string"})
 def _text(value: str) -> str:
     return value
 
@@ -94,8 +112,12 @@ class Filter:
     parse: Callable[[str], Any]
     clause: Callable[[Any], ColumnElement[bool]]
 
+    @property
+    def openapi(self) -> dict:
+        return self.parse.openapi
 
-def equals(column, parse=_integer) -> Filter:
+
+def equals(column, parse=parse_integer) -> Filter:
     return Filter(parse, lambda value: column == value)
 
 
@@ -446,7 +468,7 @@ RESOURCES: dict[str, Resource] = {
                 "operation_id": equals(Event.operation_id),
                 "place_id": equals(Event.place_id),
                 "actor_id": Filter(
-                    _integer,
+                    parse_integer,
                     lambda v: Event.id.in_(
                         select(EventActor.event_id).where(EventActor.actor_id == v)
                     ),
@@ -535,7 +557,7 @@ RESOURCES: dict[str, Resource] = {
                 "target_type": Filter(_one_of(vocab.CITATION_TARGETS), _citation_target),
                 # Exactly one target column is set, so with target_type this narrows to it.
                 "target_id": Filter(
-                    _integer,
+                    parse_integer,
                     lambda v: or_(
                         *(getattr(Citation, c) == v for c in Citation.TARGET_COLUMNS.values())
                     ),

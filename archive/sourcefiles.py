@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import mimetypes
+import re
 from typing import IO
 
+from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,8 +26,14 @@ SIGNATURES = (
 )
 
 
+MEDIA_TYPE = re.compile(r"^[\w.+-]{1,90}/[\w.+-]{1,90}$")
+MAX_FILENAME = 500
+
+
 def media_type(head: bytes, filename: str | None, claimed: str | None) -> str:
     """Sniff the format from its first bytes, then the file name, then what the client said."""
+    if claimed and not MEDIA_TYPE.match(claimed):
+        claimed = None
     for signature, kind in SIGNATURES:
         if head.startswith(signature):
             if kind == "application/zip" and filename:
@@ -47,6 +55,10 @@ def attach_file(
 ) -> tuple[SourceFile, bool]:
     """Store the file and attach it to the source; answer it and whether it is new there."""
     access.require(user, "upload", "files")
+    if filename and (len(filename) > MAX_FILENAME or "\x00" in filename):
+        raise ValidationError(
+            f"The file name must be at most {MAX_FILENAME} characters, without NUL.", "file"
+        )
     source = get_record(session, user, RESOURCES["sources"], source_id)
     sha256, size = store.save(stream, max_bytes)
     with open(store.path(sha256), "rb") as f:

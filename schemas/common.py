@@ -19,7 +19,23 @@ class BaseSchema(Schema):
     updated_at = fields.AwareDateTime(dump_only=True, format="iso")
 
 
-class RichText(fields.String):
+# The largest value an INTEGER column holds on every database we run on.
+MAX_INTEGER = 2**31 - 1
+
+
+class String(fields.String):
+    """Text as given, except the NUL character, which no database stores faithfully."""
+
+    default_error_messages = {"nul": "Must not contain the NUL character."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise self.make_error("nul")
+        return text
+
+
+class RichText(String):
     """HTML cleaned against the allowlist when it is loaded, so only clean HTML is stored."""
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -29,21 +45,21 @@ class RichText(fields.String):
 def Text(max_length: int | None = None, **kwargs) -> fields.String:
     """Plain text: stored as given (escaped on output), with an optional length limit."""
     validators = [validate.Length(max=max_length)] if max_length else []
-    return fields.String(validate=validators, **kwargs)
+    return String(validate=validators, **kwargs)
 
 
 def Choice(values: tuple, **kwargs) -> fields.Field:
-    field = fields.Integer if all(isinstance(v, int) for v in values) else fields.String
+    field = fields.Integer if all(isinstance(v, int) for v in values) else String
     return field(validate=validate.OneOf(values), **kwargs)
 
 
 def Count(**kwargs) -> fields.Integer:
-    return fields.Integer(strict=True, validate=validate.Range(min=0), **kwargs)
+    return fields.Integer(strict=True, validate=validate.Range(min=0, max=MAX_INTEGER), **kwargs)
 
 
 def Reference(**kwargs) -> fields.Integer:
     """The id of another record, as `<name>_id`."""
-    return fields.Integer(strict=True, validate=validate.Range(min=1), **kwargs)
+    return fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_INTEGER), **kwargs)
 
 
 class PrecisionDate(dt.date):

@@ -17,7 +17,7 @@ from .common import (
 
 class OperationSchema(BaseSchema):
     name = Text(300, required=True)
-    aliases = fields.List(fields.String(), load_default=list)
+    aliases = fields.List(Text(300), load_default=list)
     description = RichText(allow_none=True)
     start_date = PartialDate(allow_none=True)
     end_date = PartialDate(allow_none=True)

@@ -24,9 +24,13 @@ class SourceSchema(BaseSchema):
     accessed_at = fields.Date(allow_none=True)
     language = fields.String(
         allow_none=True,
-        validate=validate.Regexp(
-            r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", error="Must be a language tag such as es or en."
-        ),
+        validate=[
+            validate.Regexp(
+                r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
+                error="Must be a language tag such as es or en.",
+            ),
+            validate.Length(max=20),
+        ],
     )
     reliability = Choice(vocab.RELIABILITY, allow_none=True)
     restricted = fields.Boolean()

@@ -3,7 +3,10 @@
 from flask import Blueprint, Flask, request
 from flask_login import current_user
 
+from schemas.common import MAX_INTEGER
+
 from .. import access, database
+from ..records import NotFound
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -17,6 +20,14 @@ def authenticate_and_declare_writes():
     # A token that matches no active user is an error, never a silent downgrade to anonymous.
     if access.credentials_presented() and not current_user.is_authenticated:
         raise access.AccessDenied("Invalid or revoked credentials.", anonymous=True)
+
+
+@bp.url_value_preprocessor
+def ids_in_range(endpoint, values):
+    """An id no database column can hold names no record: 404, like any other missing id."""
+    for name, value in (values or {}).items():
+        if name.endswith("_id") and isinstance(value, int) and value > MAX_INTEGER:
+            raise NotFound(f"No record with id {value}.")
 
 
 @bp.teardown_request

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, jsonify, request
 from marshmallow import ValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from ..access import AccessDenied
@@ -25,11 +25,18 @@ def error_response(status: int, message: str, fields: dict | None = None):
     return response
 
 
-def _fields(messages) -> dict:
-    """marshmallow's messages, flattened so that each field maps to a list of strings."""
-    if isinstance(messages, dict):
-        return messages
-    return {"_schema": messages if isinstance(messages, list) else [str(messages)]}
+def flatten_messages(messages: dict, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's messages as {field: [message, …]}; nested fields as "actors.0.role"."""
+    flat: dict[str, list[str]] = {}
+    for key, value in messages.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            flat.update(flatten_messages(value, path))
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            flat[path] = value
+        else:
+            flat[path] = [str(value)]
+    return flat
 
 
 def register(app: Flask) -> None:
@@ -46,7 +53,7 @@ def register(app: Flask) -> None:
     @app.errorhandler(ValidationError)
     @rolled_back
     def validation_error(exc: ValidationError):
-        fields = _fields(exc.messages)
+        fields = flatten_messages(exc.normalized_messages())
         names = ", ".join(sorted(fields))
         return error_response(422, f"The request has invalid fields: {names}.", fields)
 
@@ -69,6 +76,11 @@ def register(app: Flask) -> None:
     @rolled_back
     def integrity_error(exc: IntegrityError):
         return error_response(409, "The change conflicts with other records and was not saved.")
+
+    @app.errorhandler(DataError)
+    @rolled_back
+    def data_error(exc: DataError):
+        return error_response(422, "A value is out of the range the database can store.")
 
     @app.errorhandler(FileTooLarge)
     @rolled_back

@@ -9,7 +9,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
 from schemas.audit import AuditEntrySchema
-from schemas.common import OnDuty, PartialDate
+from schemas.common import MAX_INTEGER, OnDuty, PartialDate
 from schemas.sources import SourceFileSchema
 
 from ..resources import RESOURCES, Resource
@@ -66,7 +66,11 @@ def _extra_field_properties(self, field, **kwargs) -> dict:
 
 def _list_parameters(resource: Resource) -> list[dict]:
     params = [
-        {"in": "query", "name": "page", "schema": {"type": "integer", "minimum": 1}},
+        {
+            "in": "query",
+            "name": "page",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INTEGER},
+        },
         {
             "in": "query",
             "name": "per_page",
@@ -82,13 +86,15 @@ def _list_parameters(resource: Resource) -> list[dict]:
         },
     ]
     params += [
-        {"in": "query", "name": name, "schema": {"type": "string"}} for name in resource.filters
+        {"in": "query", "name": name, "schema": spec.openapi}
+        for name, spec in resource.filters.items()
     ]
     return params
 
 
 def _id_parameter(name: str = "record_id") -> dict:
-    return {"in": "path", "name": name, "required": True, "schema": {"type": "integer"}}
+    schema = {"type": "integer", "minimum": 1, "maximum": MAX_INTEGER}
+    return {"in": "path", "name": name, "required": True, "schema": schema}
 
 
 def _add_resource(spec: APISpec, resource: Resource) -> None:
@@ -244,12 +250,8 @@ def _add_files(spec: APISpec) -> None:
                 ],
                 "responses": {
                     "200": {
-                        "description": "The file",
-                        "content": {
-                            "application/octet-stream": {
-                                "schema": {"type": "string", "format": "binary"}
-                            }
-                        },
+                        "description": "The file, with the media type it was stored with",
+                        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
                     },
                     "404": _error("404"),
                     "409": {

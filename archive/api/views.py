@@ -8,11 +8,12 @@ from sqlalchemy import func, select
 from werkzeug.exceptions import BadRequest
 
 from schemas.audit import AuditEntrySchema
+from schemas.common import MAX_INTEGER
 
 from .. import access, records
 from ..extensions import db
 from ..models import AuditEntry
-from ..resources import RESOURCES, Resource
+from ..resources import RESOURCES, Resource, parse_integer
 from . import bp
 
 PAGING_PARAMS = ("page", "per_page", "sort")
@@ -45,10 +46,10 @@ def paging() -> tuple[int, int]:
         raw = request.args.get(name)
         try:
             values[name] = default if raw is None else int(raw)
-            if values[name] < 1:
+            if not 1 <= values[name] <= MAX_INTEGER:
                 raise ValueError
         except ValueError:
-            errors[name] = ["Must be a whole number of at least 1."]
+            errors[name] = [f"Must be a whole number from 1 to {MAX_INTEGER}."]
     if errors:
         raise ValidationError(errors)
     return values["page"], min(values["per_page"], current_app.config["API_MAX_PER_PAGE"])
@@ -137,9 +138,9 @@ def record_history(name: str, record_id: int):
 
 AUDIT_FILTERS = {
     "resource": lambda v: AuditEntry.resource == v,
-    "record_id": lambda v: AuditEntry.record_id == int(v),
+    "record_id": lambda v: AuditEntry.record_id == parse_integer(v),
     "action": lambda v: AuditEntry.action == v,
-    "user_id": lambda v: AuditEntry.user_id == int(v),
+    "user_id": lambda v: AuditEntry.user_id == parse_integer(v),
 }
 
 
@@ -155,8 +156,8 @@ def audit_log():
             conditions.append(AUDIT_FILTERS[name](raw))
         except KeyError:
             errors[name] = [f"Unknown filter; known filters: {', '.join(AUDIT_FILTERS)}."]
-        except ValueError:
-            errors[name] = ["Not a valid integer."]
+        except ValueError as exc:
+            errors[name] = [str(exc)]
     if errors:
         raise ValidationError(errors)
     total = db.session.scalar(select(func.count(AuditEntry.id)).where(*conditions))
