@@ -32,8 +32,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     app.config.setdefault("FILES_DIR", os.path.join(instance, "files"))
     app.config.setdefault("SEARCH_INDEX_DIR", os.path.join(instance, "search"))
-    # Room for the multipart envelope around the largest accepted file.
-    app.config.setdefault("MAX_CONTENT_LENGTH", app.config["FILES_MAX_BYTES"] + 1024 * 1024)
+    # Room for the multipart envelope around the largest accepted file. Flask's own default
+    # is None (no limit), so setdefault would never apply: fill it in when unset.
+    if app.config.get("MAX_CONTENT_LENGTH") is None:
+        app.config["MAX_CONTENT_LENGTH"] = app.config["FILES_MAX_BYTES"] + 1024 * 1024
 
     if not app.config.get("SECRET_KEY") and not (app.debug or app.testing):
         raise RuntimeError(
