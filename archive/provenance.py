@@ -105,18 +105,22 @@ def verify_chain(session: Session) -> ChainReport:
     rows = session.execute(
         select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=1000)
     ).scalars()
-    for entry in rows:
-        if entry.seq != expected_seq:
-            return ChainReport(
-                checked, expected_seq, f"entry {expected_seq} is missing (next is {entry.seq})"
-            )
-        if entry.prev_hash != expected_prev:
-            return ChainReport(
-                checked, entry.seq, "its prev_hash does not match the entry before it"
-            )
-        if entry_hash(entry) != entry.hash:
-            return ChainReport(checked, entry.seq, "its content does not match its hash")
-        expected_prev, expected_seq, checked = entry.hash, expected_seq + 1, checked + 1
+    try:
+        for entry in rows:
+            if entry.seq != expected_seq:
+                return ChainReport(
+                    checked, expected_seq, f"entry {expected_seq} is missing (next is {entry.seq})"
+                )
+            if entry.prev_hash != expected_prev:
+                return ChainReport(
+                    checked, entry.seq, "its prev_hash does not match the entry before it"
+                )
+            if entry_hash(entry) != entry.hash:
+                return ChainReport(checked, entry.seq, "its content does not match its hash")
+            expected_prev, expected_seq, checked = entry.hash, expected_seq + 1, checked + 1
+    finally:
+        # Stopping early leaves the server-side cursor (yield_per) open: close it.
+        rows.close()
     return ChainReport(checked)
 
 
