@@ -228,8 +228,11 @@ def update_record(
     record = get_record(session, user, resource, record_id)
     _check_references(session, resource, data)
     before = snapshot(resource, record)
-    resource.apply(record, data)
-    resource.check(session, user, record, data, before)
+    # The checks query; autoflush would send the unchecked change to the database first,
+    # where a constraint it breaks answers 409 instead of the check's 422 naming the field.
+    with session.no_autoflush:
+        resource.apply(record, data)
+        resource.check(session, user, record, data, before)
     session.flush()
     changes = diff(before, snapshot(resource, record))
     if changes:
