@@ -33,6 +33,13 @@ def _configure_sqlite(dbapi_connection, connection_record):
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
+    # SQLite's own lower() folds ASCII letters only, so lower('Último') stayed 'Último' and
+    # case-insensitive filters missed accented capitals; fold as PostgreSQL and Python do.
+    dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
+
+
+def _lower(value):
+    return value.lower() if isinstance(value, str) else value
 
 
 @event.listens_for(Engine, "begin")
