@@ -83,6 +83,10 @@ def parse_filters(resource: Resource, params: Mapping[str, str]) -> list:
             known = ", ".join(sorted(resource.filters)) or "none"
             errors[name] = [f"Unknown filter for {resource.name}; known filters: {known}."]
             continue
+        missing = [needed for needed in spec.needs if needed not in params]
+        if missing:
+            errors[name] = [f"Give {' and '.join(missing)} with {name}."]
+            continue
         try:
             clauses.append(spec.clause(spec.parse(raw)))
         except ValueError as exc:
@@ -105,7 +109,14 @@ def parse_sort(resource: Resource, sort: str | None) -> list:
                 }
             )
         column = getattr(model, name)
-        order.append(column.desc() if key.strip().startswith("-") else column.asc())
+        descending = key.strip().startswith("-")
+        direction = column.desc() if descending else column.asc()
+        # A record without a value sorts as if its value were the largest, on SQLite as on
+        # PostgreSQL (whose default this is, so its indexes still serve the order): undated
+        # events come last oldest-first and first newest-first.
+        if column.nullable:
+            direction = direction.nulls_first() if descending else direction.nulls_last()
+        order.append(direction)
     order.append(model.id.asc())
     return order
 

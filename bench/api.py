@@ -247,7 +247,7 @@ def main() -> None:
         rows = db.session.scalars(
             select(Event)
             .where(*conditions)
-            .order_by(Event.start_date.desc(), Event.id)
+            .order_by(Event.start_date.desc().nulls_first(), Event.id)
             .limit(50)
             .offset((page - 1) * 50)
             .options(*resource.load_options)

@@ -563,6 +563,27 @@ def test_event_sort(client, auth, events_world, query, expected):
     assert ids == [events_world[name] for name in expected.split()]
 
 
+@pytest.mark.parametrize(
+    "sort, expected",
+    [
+        ("start_date", "d13 d20 undated"),
+        ("-start_date", "undated d20 d13"),
+        ("end_date,-id", "d13 d20 undated"),
+        ("-end_date", "undated d20 d13"),
+    ],
+)
+def test_undated_records_sort_the_same_on_every_database(client, factory, auth, sort, expected):
+    """No date sorts as the latest date: last oldest-first, first newest-first."""
+    ids = {"undated": factory.event(title="Sin fecha")}
+    for day in (13, 20):
+        ids[f"d{day}"] = factory.event(
+            title=f"Evento {day}",
+            start_date=dt.date(2015, 7, day),
+            end_date=dt.date(2015, 7, 28) if day == 20 else dt.date(2015, 7, 14),
+        )
+    assert listed_ids(client, auth, "events", f"sort={sort}") == [ids[k] for k in expected.split()]
+
+
 def test_anonymous_readers_filter_only_within_published_events(client, auth, events_world):
     response = client.get(f"{API}/events?operation_id={events_world['olp']}")
     assert response.json["total"] == 0
