@@ -111,6 +111,8 @@ def _text(value: str) -> str:
 class Filter:
     parse: Callable[[str], Any]
     clause: Callable[[Any], ColumnElement[bool]]
+    # Other filters without which this one would be ambiguous.
+    needs: tuple[str, ...] = ()
 
     @property
     def openapi(self) -> dict:
@@ -555,12 +557,14 @@ RESOURCES: dict[str, Resource] = {
             filters={
                 "source_id": equals(Citation.source_id),
                 "target_type": Filter(_one_of(vocab.CITATION_TARGETS), _citation_target),
-                # Exactly one target column is set, so with target_type this narrows to it.
+                # Exactly one target column is set, so with target_type this narrows to it;
+                # alone, event 5 and victim 5 would both match.
                 "target_id": Filter(
                     parse_integer,
                     lambda v: or_(
                         *(getattr(Citation, c) == v for c in Citation.TARGET_COLUMNS.values())
                     ),
+                    needs=("target_type",),
                 ),
                 "field": equals(Citation.field, _text),
             },

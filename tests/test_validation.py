@@ -599,6 +599,12 @@ def test_the_two_bad_bodies_are_told_apart(client, auth):
         ("citations", "target_type=place", "target_type"),
         ("citations", "target_id=x", "target_id"),
         ("citations", "source_id=", "source_id"),
+        # Ids are per kind of record: event 5 and victim 5 are different records.
+        ("citations", "target_id=5", "target_id"),
+        # Half-reading a repeated parameter would answer a question nobody asked.
+        ("events", "status=draft&status=verified", "status"),
+        ("events", "page=1&page=2", "page"),
+        ("victims", "event_id=1&event_id=2", "event_id"),
         ("sources", "restricted=sometimes", "restricted"),
         ("actors", "kind=police", "kind"),
         ("places", "precision=street", "precision"),

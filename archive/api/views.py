@@ -38,6 +38,16 @@ def json_object() -> dict:
     return data
 
 
+def single_valued_args() -> dict[str, str]:
+    """The query string as a dict; a repeated parameter is refused rather than half-read."""
+    repeated = {
+        k: ["Give this parameter once."] for k in request.args if len(request.args.getlist(k)) > 1
+    }
+    if repeated:
+        raise ValidationError(repeated)
+    return request.args.to_dict()
+
+
 def paging() -> tuple[int, int]:
     """`page` from 1 and `per_page` up to the configured maximum (larger asks are capped)."""
     errors, values = {}, {}
@@ -71,8 +81,9 @@ def index():
 def list_records(name: str):
     resource = resource_named(name)
     user = access.acting_user()
+    args = single_valued_args()
     page, per_page = paging()
-    filters = {k: v for k, v in request.args.items() if k not in PAGING_PARAMS}
+    filters = {k: v for k, v in args.items() if k not in PAGING_PARAMS}
     result = records.list_records(
         db.session, user, resource, filters, page, per_page, request.args.get("sort")
     )
@@ -147,9 +158,10 @@ AUDIT_FILTERS = {
 @bp.get("/audit")
 def audit_log():
     access.require(access.acting_user(), "read_audit", "the audit log")
+    args = single_valued_args()
     page, per_page = paging()
     conditions, errors = [], {}
-    for name, raw in request.args.items():
+    for name, raw in args.items():
         if name in PAGING_PARAMS:
             continue
         try:
