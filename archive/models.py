@@ -447,3 +447,18 @@ class AuditEntry(db.Model):
     changes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditHead(db.Model):
+    """The chain's last link, written with every append: a log cut short no longer matches it.
+
+    Removing entries from the end leaves a chain that verifies on its own; the head, kept in
+    its own row (and printable with `flask audit head` for safekeeping elsewhere), catches it.
+    """
+
+    __tablename__ = "audit_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))

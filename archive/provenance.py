@@ -1,7 +1,8 @@
 """The trail that makes each figure trustworthy: the audit chain and the file store.
 
 Audit: every entry carries the hash of the one before it, so an entry altered or removed
-breaks the chain at that point and `verify_chain` names it.
+breaks the chain at that point and `verify_chain` names it; the head row, rewritten with each
+append, records where the chain ends, so entries cut from its end are missed too.
 
 Files: stored once under their SHA-256 and never altered; every read checks the hash.
 """
@@ -19,7 +20,7 @@ from typing import IO, Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from .models import AuditEntry, User, utcnow
+from .models import AuditEntry, AuditHead, User, utcnow
 
 GENESIS = "0" * 64
 CHUNK = 1024 * 1024
@@ -84,6 +85,9 @@ def record(
     )
     entry.hash = entry_hash(entry)
     session.add(entry)
+    head = session.get(AuditHead, 1) or AuditHead(id=1)
+    head.seq, head.hash = entry.seq, entry.hash
+    session.add(head)
     session.flush()
     return entry
 
@@ -121,7 +125,29 @@ def verify_chain(session: Session) -> ChainReport:
     finally:
         # Stopping early leaves the server-side cursor (yield_per) open: close it.
         rows.close()
-    return ChainReport(checked)
+    return _check_head(session.get(AuditHead, 1), checked, expected_prev)
+
+
+def _check_head(head: AuditHead | None, last_seq: int, last_hash: str) -> ChainReport:
+    """Compare the end of an intact chain with the head that every append wrote."""
+    if head is None:
+        if last_seq == 0:
+            return ChainReport(0)
+        return ChainReport(last_seq, last_seq, "the chain's head record is missing")
+    if head.seq > last_seq:
+        return ChainReport(
+            last_seq,
+            last_seq + 1,
+            f"entry {last_seq + 1} is missing: the log ends at entry {last_seq} "
+            f"but its head says {head.seq}",
+        )
+    if head.seq < last_seq:
+        return ChainReport(
+            last_seq, head.seq + 1, f"it was added after the head (entry {head.seq})"
+        )
+    if head.hash != last_hash:
+        return ChainReport(last_seq, last_seq, "its hash does not match the chain's head")
+    return ChainReport(last_seq)
 
 
 # --- File store ------------------------------------------------------------------------------

@@ -254,6 +254,70 @@ def test_a_removed_entry_is_detected(app, runner, logged, seq):
     assert names_entry(result.output, seq), result.output
 
 
+def test_removing_the_last_entries_is_detected(app, runner, logged):
+    assert raw_sql(app, "DELETE FROM audit_entries WHERE seq >= :seq", seq=logged - 1) == 2
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code != 0
+    assert names_entry(result.output, logged - 1), result.output
+
+
+def test_emptying_the_log_is_detected(app, runner, logged):
+    assert raw_sql(app, "DELETE FROM audit_entries") == logged
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code != 0
+    assert names_entry(result.output, 1), result.output
+
+
+def test_a_rehashed_forgery_of_the_last_entry_is_caught_by_the_head(app, runner, logged):
+    with app.app_context():
+        entry = db.session.scalars(select(AuditEntry).where(AuditEntry.seq == logged)).one()
+        entry.action = "restore"
+        entry.hash = provenance.entry_hash(entry)
+        db.session.commit()
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code != 0
+    assert names_entry(result.output, logged), result.output
+
+
+def test_an_entry_appended_behind_the_heads_back_is_detected(app, runner, logged):
+    raw_sql(app, "UPDATE audit_head SET seq = seq - 1")
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code != 0
+    assert names_entry(result.output, logged), result.output
+
+
+def test_removing_the_head_is_detected(app, runner, logged):
+    assert raw_sql(app, "DELETE FROM audit_head") == 1
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code != 0
+    assert "head" in result.output
+
+
+def test_a_head_kept_elsewhere_catches_a_log_cut_short_with_its_head(app, runner, logged):
+    kept = runner.invoke(args=["audit", "head"])
+    assert kept.exit_code == 0
+    seq, digest = kept.output.strip().split(":")
+    assert int(seq) == logged and digest == audit_entries(app, seq=logged)[0]["hash"]
+    assert runner.invoke(args=["audit", "verify", "--expect", kept.output.strip()]).exit_code == 0
+
+    # Someone with database access removes the last entry and rewrites the head to match.
+    raw_sql(app, "DELETE FROM audit_entries WHERE seq = :seq", seq=logged)
+    previous = audit_entries(app, seq=logged - 1)[0]
+    raw_sql(
+        app, "UPDATE audit_head SET seq = :seq, hash = :h", seq=previous["seq"], h=previous["hash"]
+    )
+    assert runner.invoke(args=["audit", "verify"]).exit_code == 0  # the database alone agrees
+    result = runner.invoke(args=["audit", "verify", "--expect", kept.output.strip()])
+    assert result.exit_code != 0
+    assert names_entry(result.output, logged), result.output
+
+
+def test_audit_verify_refuses_a_malformed_expectation(runner, logged):
+    result = runner.invoke(args=["audit", "verify", "--expect", "tres"])
+    assert result.exit_code == 2
+    assert "SEQ:HASH" in result.output
+
+
 # --- Reading the log over the API ------------------------------------------------------------
 
 
