@@ -160,10 +160,15 @@ def citation_visible(user: User | None) -> ColumnElement[bool]:
 
 
 def source_visible(user: User | None) -> ColumnElement[bool]:
+    """Listed for anonymous readers when something they see rests on it: a citation, or a
+    casualty count (each names its source, so that figure can be traced to it)."""
     if is_staff(user):
         return source_usable(user)
     cited = select(Citation.id).where(Citation.source_id == Source.id, citation_visible(user))
-    return and_(source_usable(user), exists(cited))
+    counted = select(CasualtyCount.id).where(
+        CasualtyCount.source_id == Source.id, casualty_count_visible(user)
+    )
+    return and_(source_usable(user), or_(exists(cited), exists(counted)))
 
 
 VISIBILITY = {

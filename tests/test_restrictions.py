@@ -58,3 +58,22 @@ def test_a_researcher_cannot_lift_a_minors_restricted_identity(client, factory, 
         f"/api/v1/victims/{victim}", json={"identity_restricted": False}, headers=auth("researcher")
     )
     assert lifted.status_code == 403
+
+
+def test_the_source_of_a_published_figure_can_be_opened_by_anyone(client, factory):
+    """A casualty count names its source: an anonymous reader can trace the figure to it."""
+    event_id = factory.published_event()
+    source = factory.source(title="Informe de la Defensoría")
+    count = factory.casualty_count(event_id, source, count=15)
+    assert client.get(f"/api/v1/casualty-counts/{count}").json["source_id"] == source
+    response = client.get(f"/api/v1/sources/{source}")
+    assert response.status_code == 200
+    assert response.json["title"] == "Informe de la Defensoría"
+    assert source in [s["id"] for s in client.get("/api/v1/sources").json["items"]]
+
+
+def test_the_source_of_an_unpublished_figure_stays_hidden(client, factory):
+    event_id = factory.event()
+    source = factory.source()
+    factory.casualty_count(event_id, source)
+    assert client.get(f"/api/v1/sources/{source}").status_code == 404
