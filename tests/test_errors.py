@@ -14,14 +14,32 @@ def test_a_rule_broken_in_the_service_names_its_field(client, factory, auth):
     assert response.json["error"]["fields"] == {"target_id": ["No casualty count with id 999999."]}
 
 
-def test_nested_field_errors_are_named_by_path(client, auth):
+def test_nested_field_errors_are_named_by_field_with_the_path_in_the_message(client, auth):
     response = client.post(
         "/api/v1/events",
         json={"title": "x", "event_type": "raid", "actors": [{"actor_id": 1, "role": "boss"}]},
         headers=auth("editor"),
     )
     assert response.status_code == 422
-    assert list(response.json["error"]["fields"]) == ["actors.0.role"]
+    assert response.json["error"]["fields"] == {
+        "actors": ["0.role: Must be one of: perpetrator, target, present."]
+    }
+
+
+@pytest.mark.parametrize(
+    "request_args, status",
+    [
+        (("get", "/api/v1/events/999999"), 404),
+        (("post", "/api/v1/events"), 401),
+        (("get", "/api/v1/audit"), 401),
+    ],
+)
+def test_every_error_has_the_same_shape(client, request_args, status):
+    method, url = request_args
+    response = getattr(client, method)(url, json={})
+    assert response.status_code == status
+    assert set(response.json["error"]) == {"status", "message", "fields"}
+    assert response.json["error"]["fields"] == {}
 
 
 @pytest.mark.parametrize(

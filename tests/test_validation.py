@@ -102,19 +102,19 @@ CREATE_CASES = [
     case(
         "events",
         lambda f: {"actors": [{"actor_id": f.actor(), "role": "boss"}]},
-        "actors.0.role",
+        "actors",
         "event actor role",
     ),
     case(
         "operations",
         lambda f: {"actors": [{"actor_id": f.actor(), "role": "perpetrator"}]},
-        "actors.0.role",
+        "actors",
         "operation actor role from events",
     ),
     case(
         "events",
         lambda f: {"actors": [{"actor_id": f.actor()}]},
-        "actors.0.role",
+        "actors",
         "event actor without role",
     ),
     case("events", {"actors": {"actor_id": 1, "role": "target"}}, "actors", "actors not a list"),

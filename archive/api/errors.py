@@ -1,4 +1,4 @@
-"""Every API error is JSON: {"error": {"status", "message", "fields"?}}."""
+"""Every API error is JSON: {"error": {"status", "message", "fields"}}."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ from ..resources import Conflict
 
 
 def error_response(status: int, message: str, fields: dict | None = None):
-    body = {"status": status, "message": message}
-    if fields:
-        body["fields"] = fields
+    # `fields` is always there, empty when no field is at fault: one shape for every error.
+    body = {"status": status, "message": message, "fields": fields or {}}
     response = jsonify({"error": body})
     response.status_code = status
     if status == 401:
@@ -25,18 +24,30 @@ def error_response(status: int, message: str, fields: dict | None = None):
     return response
 
 
-def flatten_messages(messages: dict, prefix: str = "") -> dict[str, list[str]]:
-    """marshmallow's messages as {field: [message, …]}; nested fields as "actors.0.role"."""
+def flatten_messages(messages: dict) -> dict[str, list[str]]:
+    """marshmallow's messages as {field: [message, …]}, keyed by the field the request sent.
+
+    A problem inside a nested value keeps its path in the message: an event's bad actor role
+    is {"actors": ["0.role: Must be one of: …"]}.
+    """
     flat: dict[str, list[str]] = {}
     for key, value in messages.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict):
-            flat.update(flatten_messages(value, path))
-        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-            flat[path] = value
-        else:
-            flat[path] = [str(value)]
+        flat[str(key)] = [
+            f"{path}: {message}" if path else message for path, message in _leaves(value)
+        ]
     return flat
+
+
+def _leaves(value, path: str = "") -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        return [
+            leaf
+            for key, inner in value.items()
+            for leaf in _leaves(inner, f"{path}.{key}" if path else str(key))
+        ]
+    if isinstance(value, list):
+        return [leaf for inner in value for leaf in _leaves(inner, path)]
+    return [(path, str(value))]
 
 
 def register(app: Flask) -> None:

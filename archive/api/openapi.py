@@ -20,9 +20,12 @@ class ErrorBodySchema(Schema):
     status = fields.Integer(required=True)
     message = fields.String(required=True)
     fields = fields.Dict(
+        required=True,
         keys=fields.String(),
         values=fields.List(fields.String()),
-        metadata={"description": "The fields at fault, each with what is wrong with it."},
+        metadata={
+            "description": "The fields at fault, each with what is wrong with it (empty if none)."
+        },
     )
 
 
