@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from . import database  # noqa: F401  (registers the engine settings)
 from .config import Defaults
@@ -44,6 +45,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         )
 
     # Keep fields in the schemas' order (id first) rather than sorted.
+    app.json = HTMLSafeJSONProvider(app)
     app.json.sort_keys = False
 
     db.init_app(app)
@@ -56,3 +58,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     cli.init_app(app)
     web.init_app(app)
     return app
+
+
+class HTMLSafeJSONProvider(DefaultJSONProvider):
+    """JSON with <, > and & written as \\u escapes: the same data to any JSON parser, but a
+    plain-text field holding markup cannot turn into markup if a response is ever read as
+    HTML (a misconfigured proxy, an old browser sniffing types, a page embedding it)."""
+
+    ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        # These three characters only occur inside JSON strings, where the escapes are exact.
+        return super().dumps(obj, **kwargs).translate(self.ESCAPES)

@@ -283,6 +283,9 @@ def test_plain_text_fields_are_stored_exactly_as_given(client, factory, auth, re
     fetched = client.get(f"/api/v1/{resource}/{response.json['id']}", headers=auth("viewer"))
     assert fetched.json[field] == PLAIN_TEXT
     assert fetched.mimetype == "application/json"
+    # Escaped on output: the bytes hold no markup even if something reads them as HTML.
+    for raw in (response.data, fetched.data):
+        assert b"<" not in raw and b">" not in raw
 
 
 def test_a_rejected_rich_text_request_stores_nothing(client, auth, db_rows):
