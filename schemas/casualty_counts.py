@@ -8,6 +8,6 @@ class CasualtyCountSchema(BaseSchema):
     source_id = Reference(required=True)
     affiliation = Choice(vocab.AFFILIATIONS, required=True)
     outcome = Choice(vocab.OUTCOMES, required=True)
-    caused_by = Choice(vocab.CAUSED_BY, required=True)
+    caused_by = Choice(vocab.CAUSED_BY, load_default="unknown")
     count = Count(required=True)
     notes = Text(allow_none=True)

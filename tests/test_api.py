@@ -322,6 +322,20 @@ def test_defaults_of_a_new_record(client, factory, auth):
     operation = create(client, auth, "operations", {"name": "OLP"})
     assert operation["aliases"] == []
     assert operation["actors"] == []
+    count = create(
+        client,
+        auth,
+        "casualty-counts",
+        {
+            "event_id": factory.event(),
+            "source_id": factory.source(),
+            "affiliation": "civilian",
+            "outcome": "killed",
+            "count": 15,
+        },
+    )
+    # Who caused the deaths is left unknown, as for victims, until a source says.
+    assert count["caused_by"] == "unknown"
 
 
 def test_an_actors_state_flag_follows_its_kind(client, auth):
