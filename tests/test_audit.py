@@ -339,6 +339,19 @@ def test_admin_reads_the_audit_log(client, factory, auth, logged):
     assert actors["items"][0]["action"] == "delete"
 
 
+@pytest.mark.parametrize("name", ["actors", "actor"])
+def test_the_audit_log_filters_by_the_apis_resource_name_or_its_own(client, auth, logged, name):
+    response = client.get(f"/api/v1/audit?resource={name}", headers=auth("admin"))
+    assert response.json["total"] == 3  # created, updated, deleted
+    assert {item["resource"] for item in response.json["items"]} == {"actor"}
+
+
+def test_the_audit_log_refuses_an_unknown_resource(client, auth, logged):
+    response = client.get("/api/v1/audit?resource=people", headers=auth("admin"))
+    assert response.status_code == 422
+    assert "resource" in response.json["error"]["fields"]
+
+
 @pytest.mark.parametrize(("role", "status"), [(None, 401), ("viewer", 403), ("editor", 403)])
 def test_only_admins_read_the_audit_log(client, auth, role, status):
     response = client.get("/api/v1/audit", headers=auth(role))

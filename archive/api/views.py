@@ -147,8 +147,20 @@ def record_history(name: str, record_id: int):
     return {"items": items, "total": len(items)}
 
 
+# What the log names its entries by: each resource's key, and the accounts.
+AUDIT_RESOURCES = {name: r.key for name, r in RESOURCES.items()} | {"users": "user"}
+
+
+def _audit_resource(value: str):
+    """Either the API's name (`casualty-counts`) or the log's own key (`casualty_count`)."""
+    key = AUDIT_RESOURCES.get(value, value)
+    if key not in AUDIT_RESOURCES.values():
+        raise ValueError(f"Must be one of: {', '.join(AUDIT_RESOURCES)}.")
+    return AuditEntry.resource == key
+
+
 AUDIT_FILTERS = {
-    "resource": lambda v: AuditEntry.resource == v,
+    "resource": _audit_resource,
     "record_id": lambda v: AuditEntry.record_id == parse_integer(v),
     "action": lambda v: AuditEntry.action == v,
     "user_id": lambda v: AuditEntry.user_id == parse_integer(v),
