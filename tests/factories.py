@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from archive import access, database, records, users
@@ -10,6 +11,33 @@ from archive.models import User
 from archive.resources import RESOURCES
 
 ADMIN = access.SystemActor("tests")
+
+# A valid new record of each resource with only what it needs, its references made fresh.
+MINIMAL: dict[str, Callable[[Factory], dict[str, Any]]] = {
+    "actors": lambda f: {
+        "name": "Policía Municipal de Sucre",
+        "kind": "state_police",
+        "jurisdiction": "municipal",
+    },
+    "places": lambda f: {"country": "VE", "admin1": "Miranda", "admin2": "Sucre"},
+    "operations": lambda f: {"name": "OLP Petare", "agents_deployed": 200},
+    "events": lambda f: {"title": "Allanamiento", "event_type": "raid"},
+    "victims": lambda f: {"event_id": f.event(), "outcome": "killed", "affiliation": "civilian"},
+    "casualty-counts": lambda f: {
+        "event_id": f.event(),
+        "source_id": f.source(),
+        "affiliation": "civilian",
+        "outcome": "killed",
+        "caused_by": "state",
+        "count": 15,
+    },
+    "sources": lambda f: {"kind": "news_article", "title": "Quince muertos en la Cota 905"},
+    "citations": lambda f: {
+        "source_id": f.source(),
+        "target_type": "event",
+        "target_id": f.event(),
+    },
+}
 
 
 class Factory:
@@ -37,6 +65,10 @@ class Factory:
         with self.app.app_context(), database.writing():
             records.delete_record(db.session, ADMIN, RESOURCES[resource], record_id)
             db.session.commit()
+
+    def payload(self, resource: str) -> dict[str, Any]:
+        """A valid new record of `resource`, as the API and `create` both take it."""
+        return MINIMAL[resource](self)
 
     def user_token(self, role: str, email: str | None = None) -> str:
         """An account without a password (hashing is slow) and a fresh API token for it."""

@@ -6,11 +6,10 @@ and leaves the database exactly as it was.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from .audit_helpers import audit_entries
+from .factories import MINIMAL
 
 ROLES = (None, "viewer", "researcher", "editor", "admin")
 WRITERS = ("researcher", "editor", "admin")
@@ -23,32 +22,7 @@ def expected(role: str | None, allowed: tuple[str, ...], success: int) -> int:
     return 401 if role is None else 403
 
 
-# For each resource: a valid new record (built on fresh references) and a valid partial change.
-NEW: dict[str, Callable] = {
-    "actors": lambda f: {
-        "name": "Policía Municipal de Sucre",
-        "kind": "state_police",
-        "jurisdiction": "municipal",
-    },
-    "places": lambda f: {"country": "VE", "admin1": "Miranda", "admin2": "Sucre"},
-    "operations": lambda f: {"name": "OLP Petare", "agents_deployed": 200},
-    "events": lambda f: {"title": "Allanamiento", "event_type": "raid"},
-    "victims": lambda f: {"event_id": f.event(), "outcome": "killed", "affiliation": "civilian"},
-    "casualty-counts": lambda f: {
-        "event_id": f.event(),
-        "source_id": f.source(),
-        "affiliation": "civilian",
-        "outcome": "killed",
-        "caused_by": "state",
-        "count": 15,
-    },
-    "sources": lambda f: {"kind": "news_article", "title": "Quince muertos en la Cota 905"},
-    "citations": lambda f: {
-        "source_id": f.source(),
-        "target_type": "event",
-        "target_id": f.event(),
-    },
-}
+# For each resource: a valid partial change.
 CHANGE = {
     "actors": {"name": "Policía Municipal de Sucre (renombrada)"},
     "places": {"locality": "Petare"},
@@ -59,22 +33,22 @@ CHANGE = {
     "sources": {"publisher": "Efecto Cocuyo"},
     "citations": {"locator": "párrafo 3"},
 }
-RESOURCES = tuple(NEW)
+RESOURCES = tuple(MINIMAL)
 
 
 def existing(factory, resource: str) -> int:
     """A live record of `resource`, created as an administrator would."""
-    return factory.create(resource, **NEW[resource](factory))
+    return factory.create(resource, **factory.payload(resource))
 
 
 def test_the_tables_cover_every_resource_of_the_api(client):
-    assert set(client.get("/api/v1/").json["resources"]) == set(NEW) == set(CHANGE)
+    assert set(client.get("/api/v1/").json["resources"]) == set(MINIMAL) == set(CHANGE)
 
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("resource", RESOURCES)
 def test_create(client, factory, auth, db_rows, resource, role):
-    payload = NEW[resource](factory)
+    payload = factory.payload(resource)
     before = db_rows()
     response = client.post(f"/api/v1/{resource}", json=payload, headers=auth(role))
     assert response.status_code == expected(role, WRITERS, 201), response.json

@@ -11,35 +11,13 @@ from collections.abc import Callable
 
 import pytest
 
+from .factories import MINIMAL
+
 API = "/api/v1"
 MISSING = 999_999
 MAX_INTEGER = 2**31 - 1
 JULY_13 = dt.date(2015, 7, 13)
 DROP = object()  # as a value in a case's change: leave the field out
-
-
-# A valid new record of each resource, its references built fresh.
-VALID: dict[str, Callable] = {
-    "actors": lambda f: {"name": "Policía Nacional Bolivariana", "kind": "state_police"},
-    "operations": lambda f: {"name": "OLP", "start_date": "2015-07-13"},
-    "places": lambda f: {"admin1": "Distrito Capital", "admin2": "Libertador"},
-    "events": lambda f: {"title": "Operativo en la Cota 905", "event_type": "raid"},
-    "victims": lambda f: {"event_id": f.event(), "outcome": "killed"},
-    "casualty-counts": lambda f: {
-        "event_id": f.event(),
-        "source_id": f.source(),
-        "affiliation": "civilian",
-        "outcome": "killed",
-        "caused_by": "state",
-        "count": 15,
-    },
-    "sources": lambda f: {"kind": "news_article", "title": "Quince muertos en la Cota 905"},
-    "citations": lambda f: {
-        "source_id": f.source(),
-        "target_type": "event",
-        "target_id": f.event(),
-    },
-}
 
 
 def error_fields(response, status: int = 422) -> dict[str, list[str]]:
@@ -237,7 +215,7 @@ CREATE_CASES = [
 def test_a_bad_create_is_refused_naming_the_field(
     client, factory, auth, db_rows, resource, change, field
 ):
-    payload = VALID[resource](factory)
+    payload = factory.payload(resource)
     if callable(change):
         change = change(factory)
     for name, value in change.items():
@@ -252,11 +230,11 @@ def test_a_bad_create_is_refused_naming_the_field(
     assert db_rows() == before
 
 
-@pytest.mark.parametrize("resource", VALID)
+@pytest.mark.parametrize("resource", MINIMAL)
 def test_the_valid_payloads_are_accepted(client, factory, auth, resource):
     """So that each case above fails for its own change, not for a broken base."""
     response = client.post(
-        f"{API}/{resource}", json=VALID[resource](factory), headers=auth("editor")
+        f"{API}/{resource}", json=factory.payload(resource), headers=auth("editor")
     )
     assert response.status_code == 201, response.json
 
@@ -274,7 +252,7 @@ def test_the_valid_payloads_are_accepted(client, factory, auth, resource):
 )
 def test_the_limits_themselves_are_accepted(client, factory, auth, resource, payload):
     response = client.post(
-        f"{API}/{resource}", json={**VALID[resource](factory), **payload}, headers=auth("editor")
+        f"{API}/{resource}", json={**factory.payload(resource), **payload}, headers=auth("editor")
     )
     assert response.status_code == 201, response.json
     assert response.json.items() >= payload.items()
@@ -347,7 +325,7 @@ def test_a_reference_to_a_deleted_record_is_refused(
 ):
     target = make(factory)
     factory.delete(RESOURCE_OF[field], target)
-    payload = {**VALID[resource](factory), field: target}
+    payload = {**factory.payload(resource), field: target}
     before = db_rows()
     response = client.post(f"{API}/{resource}", json=payload, headers=auth("editor"))
     assert field in error_fields(response)
