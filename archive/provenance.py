@@ -69,9 +69,7 @@ def record(
 ) -> AuditEntry:
     """Append one entry to the audit log, in the caller's transaction."""
     _lock_chain(session)
-    last = session.execute(
-        select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
-    ).first()
+    last = last_link(session)
     entry = AuditEntry(
         seq=(last.seq + 1) if last else 1,
         at=utcnow(),
@@ -92,6 +90,13 @@ def record(
     return entry
 
 
+def last_link(session: Session):
+    """The (seq, hash) of the log's last entry as it stands, or None for an empty log."""
+    return session.execute(
+        select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+    ).first()
+
+
 @dataclass
 class ChainReport:
     checked: int
@@ -103,8 +108,23 @@ class ChainReport:
         return self.bad_seq is None
 
 
-def verify_chain(session: Session) -> ChainReport:
-    """Walk the log in order and report the first entry that breaks the chain."""
+def verify_chain(session: Session, kept: tuple[int, str] | None = None) -> ChainReport:
+    """Walk the log in order and report the first entry that breaks the chain.
+
+    `kept` is a (seq, hash) printed earlier and kept outside the database: the log must still
+    hold that entry, which catches a log cut short by someone who rewrote its head too.
+    """
+    report = _walk_chain(session)
+    if report.ok and kept is not None:
+        seq, digest = kept
+        found = session.scalar(select(AuditEntry.hash).where(AuditEntry.seq == seq))
+        if found != digest:
+            problem = "it is missing" if found is None else "its hash differs from the one kept"
+            return ChainReport(report.checked, seq, problem)
+    return report
+
+
+def _walk_chain(session: Session) -> ChainReport:
     expected_prev, expected_seq, checked = GENESIS, 1, 0
     rows = session.execute(
         select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=1000)

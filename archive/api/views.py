@@ -85,7 +85,7 @@ def list_records(name: str):
     page, per_page = paging()
     filters = {k: v for k, v in args.items() if k not in PAGING_PARAMS}
     result = records.list_records(
-        db.session, user, resource, filters, page, per_page, request.args.get("sort")
+        db.session, user, resource, filters, page, per_page, args.get("sort")
     )
     items = resource.dump_schema(user, many=True).dump(result.items)
     return envelope(items, result.total, result.page, result.per_page)
