@@ -69,15 +69,42 @@ def not_negative(column: str) -> CheckConstraint:
     return CheckConstraint(f"{column} IS NULL OR {column} >= 0", name=f"{column}_not_negative")
 
 
+# How far past its stored first day an end date given to the month or year reaches, in each
+# database's own date arithmetic (neither understands the other's).
+_END_PERIOD = {
+    "postgresql": "end_date + CASE end_date_precision WHEN 'year' THEN interval '1 year'"
+    " WHEN 'month' THEN interval '1 month' ELSE interval '1 day' END > start_date",
+    "sqlite": "date(end_date, CASE end_date_precision WHEN 'year' THEN '+1 year'"
+    " WHEN 'month' THEN '+1 month' ELSE '+1 day' END) > start_date",
+}
+
+
+def ends_after_start() -> list[CheckConstraint]:
+    """The end's period may not finish before the start: an end of 2015-07 (stored as
+    2015-07-01, month precision) after a start of 2015-07-13 is fine; 2015-07-12 is not."""
+    return [
+        CheckConstraint(
+            f"end_date IS NULL OR start_date IS NULL OR {condition}", name="ends_after_start"
+        ).ddl_if(dialect=dialect)
+        for dialect, condition in _END_PERIOD.items()
+    ]
+
+
 class Timestamped:
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class Recoverable(Timestamped):
-    """A record that is marked deleted, never destroyed (DOMAIN.md section 5)."""
+    """A record that is marked deleted, never destroyed (DOMAIN.md section 5).
+
+    `version` counts its revisions (1 when created, one more for each change, delete and
+    restore), so a client can say which revision it edited and an edit made against an older
+    one is refused instead of silently undoing someone else's (records.StaleRecord).
+    """
 
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     @property
     def is_deleted(self) -> bool:
@@ -152,10 +179,8 @@ class Operation(Recoverable, db.Model):
     __tablename__ = "operations"
     __table_args__ = (
         one_of("date_precision", vocab.DATE_PRECISIONS, nullable=True),
-        CheckConstraint(
-            "end_date IS NULL OR start_date IS NULL OR end_date >= start_date",
-            name="ends_after_start",
-        ),
+        one_of("end_date_precision", vocab.DATE_PRECISIONS, nullable=True),
+        *ends_after_start(),
         not_negative("agents_deployed"),
         not_negative("arrests_claimed"),
     )
@@ -167,6 +192,7 @@ class Operation(Recoverable, db.Model):
     start_date: Mapped[dt.date | None] = mapped_column(Date)
     end_date: Mapped[dt.date | None] = mapped_column(Date)
     date_precision: Mapped[str | None] = mapped_column(String(10))
+    end_date_precision: Mapped[str | None] = mapped_column(String(10))
     announced_by: Mapped[str | None] = mapped_column(String(300))
     # Official figures: each is a claim, backed by a citation whose `field` names it.
     agents_deployed: Mapped[int | None] = mapped_column(Integer)
@@ -213,11 +239,9 @@ class Event(Recoverable, db.Model):
     __table_args__ = (
         one_of("event_type", vocab.EVENT_TYPES),
         one_of("date_precision", vocab.DATE_PRECISIONS, nullable=True),
+        one_of("end_date_precision", vocab.DATE_PRECISIONS, nullable=True),
         one_of("status", vocab.EVENT_STATUSES),
-        CheckConstraint(
-            "end_date IS NULL OR start_date IS NULL OR end_date >= start_date",
-            name="ends_after_start",
-        ),
+        *ends_after_start(),
         CheckConstraint("NOT published OR status = 'verified'", name="published_is_verified"),
         not_negative("agents_deployed"),
         # Covers what anonymous lists filter on, so counting them reads the index alone.
@@ -231,6 +255,7 @@ class Event(Recoverable, db.Model):
     start_date: Mapped[dt.date | None] = mapped_column(Date, index=True)
     end_date: Mapped[dt.date | None] = mapped_column(Date)
     date_precision: Mapped[str | None] = mapped_column(String(10))
+    end_date_precision: Mapped[str | None] = mapped_column(String(10))
     place_id: Mapped[int | None] = mapped_column(ForeignKey("places.id"), index=True)
     operation_id: Mapped[int | None] = mapped_column(ForeignKey("operations.id"), index=True)
     agents_deployed: Mapped[int | None] = mapped_column(Integer)

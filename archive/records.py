@@ -6,7 +6,7 @@ so the caller decides the transaction and a failure leaves the database as it wa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,8 @@ from . import access, provenance
 from .models import Actor, AuditEntry, User, utcnow
 from .resources import RESOURCES, Conflict, Resource
 
-SNAPSHOT_SKIP = frozenset({"id", "created_at", "updated_at", "files", "is_state"})
+# `version` counts the entries of the history itself; in each entry's diff it would be noise.
+SNAPSHOT_SKIP = frozenset({"id", "created_at", "updated_at", "version", "files", "is_state"})
 # Changes to these fields are audited as their own actions, apart from plain edits.
 SEPARATE_ACTIONS = {
     "status": lambda before, after: "status_change",
@@ -30,6 +31,28 @@ class NotFound(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+
+class StaleRecord(Exception):
+    """The record changed since the client read the version it names (HTTP 412).
+
+    Saving anyway would silently undo the other person's change; `record` is the record as
+    it stands now, for the client to review and redo its edit on.
+    """
+
+    def __init__(self, resource: Resource, record: Any):
+        self.resource = resource
+        self.record = record
+        self.message = (
+            f"This {resource.label} has changed since you read it: someone else changed it "
+            f"(it is now at version {record.version}). Nothing was saved; review the current "
+            "record and make your change again."
+        )
+        super().__init__(self.message)
+
+
+# The version a writer read, or several any of which will do (an If-Match list); None: any.
+ExpectedVersion = int | Collection[int] | None
 
 
 @dataclass
@@ -61,14 +84,26 @@ def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[
 # --- Reading ---------------------------------------------------------------------------------
 
 
-def get_record(session: Session, user: User | None, resource: Resource, record_id: int) -> Any:
-    """The live record `user` may see, or NotFound: invisible and missing look the same."""
+def get_record(
+    session: Session,
+    user: User | None,
+    resource: Resource,
+    record_id: int,
+    for_update: bool = False,
+) -> Any:
+    """The live record `user` may see, or NotFound: invisible and missing look the same.
+
+    `for_update` locks its row until the transaction ends (SQLite's write transactions hold
+    the whole database already) and reads it afresh, so a writer sees the latest version.
+    """
     model = resource.model
     stmt = (
         select(model)
         .where(model.id == record_id, access.visible(model, user))
         .options(*resource.load_options)
     )
+    if for_update:
+        stmt = stmt.with_for_update(of=model).execution_options(populate_existing=True)
     record = session.scalars(stmt).first()
     if record is None:
         raise NotFound(f"No {resource.label} with id {record_id}.")
@@ -160,6 +195,31 @@ def history(session: Session, user: User | None, resource: Resource, record_id: 
 # --- Writing ---------------------------------------------------------------------------------
 
 
+def _expected(expected_version: ExpectedVersion) -> Collection[int] | None:
+    if expected_version is None or isinstance(expected_version, Collection):
+        return expected_version
+    return (expected_version,)
+
+
+def record_for_write(
+    session: Session,
+    user: User | None,
+    resource: Resource,
+    record_id: int,
+    expected_version: ExpectedVersion = None,
+) -> Any:
+    """The record, locked, provided it is still at a version the writer expects.
+
+    The comparison happens under the lock, so of two writers who read the same version only
+    the first to get the lock passes; the second sees the version the first left.
+    """
+    record = get_record(session, user, resource, record_id, for_update=True)
+    expected = _expected(expected_version)
+    if expected is not None and record.version not in expected:
+        raise StaleRecord(resource, record)
+    return record
+
+
 def _check_references(session: Session, resource: Resource, data: Mapping[str, Any]) -> None:
     errors: dict[str, list[str]] = {}
     for name, model in resource.references.items():
@@ -234,9 +294,11 @@ def update_record(
     resource: Resource,
     record_id: int,
     data: Mapping[str, Any],
+    expected_version: ExpectedVersion = None,
 ) -> Any:
+    """Apply `data`; a change that changes something makes a new version of the record."""
     access.require(user, "update", resource.name)
-    record = get_record(session, user, resource, record_id)
+    record = record_for_write(session, user, resource, record_id, expected_version)
     _check_references(session, resource, data)
     before = snapshot(resource, record)
     # The checks query; autoflush would send the unchecked change to the database first,
@@ -247,18 +309,27 @@ def update_record(
     session.flush()
     changes = diff(before, snapshot(resource, record))
     if changes:
+        record.version += 1
+        session.flush()
         _audit_changes(session, user, resource, record.id, changes)
     return record
 
 
-def delete_record(session: Session, user: User | None, resource: Resource, record_id: int) -> None:
+def delete_record(
+    session: Session,
+    user: User | None,
+    resource: Resource,
+    record_id: int,
+    expected_version: ExpectedVersion = None,
+) -> None:
     """Mark the record deleted; it leaves every read and list, and can be restored."""
     access.require(user, "delete", resource.name)
-    record = get_record(session, user, resource, record_id)
+    record = record_for_write(session, user, resource, record_id, expected_version)
     problem = resource.blockers(session, record)
     if problem:
         raise Conflict(problem)
     record.deleted_at = utcnow()
+    record.version += 1
     session.flush()
     provenance.record(
         session,
@@ -272,13 +343,14 @@ def delete_record(session: Session, user: User | None, resource: Resource, recor
 
 def restore_record(session: Session, user: User | None, resource: Resource, record_id: int) -> Any:
     access.require(user, "restore", resource.name)
-    record = session.get(resource.model, record_id)
+    record = session.get(resource.model, record_id, with_for_update=True, populate_existing=True)
     if record is None:
         raise NotFound(f"No {resource.label} with id {record_id}.")
     if not record.is_deleted:
         raise Conflict(f"{resource.label.capitalize()} {record_id} is not deleted.")
     deleted_at = record.deleted_at
     record.deleted_at = None
+    record.version += 1
     session.flush()
     provenance.record(
         session,

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marshmallow import Schema, ValidationError
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, case, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from schemas.actors import ActorSchema
 from schemas.casualty_counts import CasualtyCountSchema
 from schemas.citations import CitationSchema
-from schemas.common import MAX_INTEGER, check_date_order
+from schemas.common import MAX_INTEGER, PRECISION_FIELDS, check_date_order, first_day
 from schemas.events import EventSchema, PublicEventSchema
 from schemas.operations import OperationSchema
 from schemas.places import PlaceSchema, default_precision
@@ -137,6 +137,23 @@ def _place_level(level: str) -> Filter:
     )
 
 
+def _event_reaches(day: dt.date) -> ColumnElement[bool]:
+    """Events that last until `day` or later: their end, or without one their start, taken as
+    the whole period it was given to (an end of 2015-08 reaches 2015-08-20).
+
+    A stored partial date is its period's first day, so rather than computing each row's last
+    day, compare it with the first day of `day`'s period at that row's precision.
+    """
+    last = func.coalesce(Event.end_date, Event.start_date)
+    precision = case(
+        (Event.end_date.is_not(None), Event.end_date_precision), else_=Event.date_precision
+    )
+    period_start = case(
+        *((precision == p, first_day(day, p)) for p in ("year", "month")), else_=day
+    )
+    return last >= period_start
+
+
 def _citation_target(value: Any) -> ColumnElement[bool]:
     column = getattr(Citation, Citation.TARGET_COLUMNS[value])
     return column.is_not(None)
@@ -166,9 +183,7 @@ def check_event(session: Session, user: User | None, event: Event, changes, befo
     access.require_status_move(user, old_status, event.status)
     if event.published != old_published:
         access.require(user, "publish", "events")
-    check_date_order({"start_date": event.start_date, "end_date": event.end_date})
-    if event.start_date is None and event.date_precision is not None:
-        event.date_precision = None
+    check_dates(event)
     becoming = (event.status == "verified" and old_status != "verified") or (
         event.published and not old_published
     )
@@ -186,8 +201,19 @@ def check_event(session: Session, user: User | None, event: Event, changes, befo
         raise ValidationError("Only a verified event can be published.", "published")
 
 
+def check_dates(record: Event | Operation) -> None:
+    """The span in order, each end of it given to the precision it keeps; a cleared date
+    clears its precision, which would otherwise describe a date no longer there."""
+    for date_field, precision_field in PRECISION_FIELDS.items():
+        if getattr(record, date_field) is None and getattr(record, precision_field) is not None:
+            setattr(record, precision_field, None)
+    check_date_order(
+        {name: getattr(record, name) for name in (*PRECISION_FIELDS, *PRECISION_FIELDS.values())}
+    )
+
+
 def check_operation(session, user, operation: Operation, changes, before) -> None:
-    check_date_order({"start_date": operation.start_date, "end_date": operation.end_date})
+    check_dates(operation)
 
 
 def check_place(session, user, place: Place, changes, before) -> None:
@@ -477,9 +503,7 @@ RESOURCES: dict[str, Resource] = {
                 ),
                 "admin1": _place_level("admin1"),
                 "admin2": _place_level("admin2"),
-                "date_from": Filter(
-                    _date, lambda v: func.coalesce(Event.end_date, Event.start_date) >= v
-                ),
+                "date_from": Filter(_date, _event_reaches),
                 "date_to": Filter(_date, lambda v: Event.start_date <= v),
                 "status": equals(Event.status, _one_of(vocab.EVENT_STATUSES)),
                 "event_type": equals(Event.event_type, _one_of(vocab.EVENT_TYPES)),

@@ -73,6 +73,8 @@ def attach_file(
     if attached is None:
         attached = SourceFile(source_id=source.id, sha256=sha256)
         session.add(attached)
+    else:
+        attached.version += 1  # attached again after a delete: a restore
     attached.deleted_at = None
     attached.original_filename = filename
     attached.media_type = kind

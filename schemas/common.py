@@ -12,9 +12,14 @@ from archive import sanitize, vocab
 
 
 class BaseSchema(Schema):
-    """Rejects unknown fields; ids and timestamps are never taken from the client."""
+    """Rejects unknown fields; ids, versions and timestamps are never taken from the client.
+
+    `version` is the record's revision, also sent as its ETag; a client that wants its change
+    refused when someone else saved first sends it back in If-Match.
+    """
 
     id = fields.Integer(dump_only=True)
+    version = fields.Integer(dump_only=True)
     created_at = fields.AwareDateTime(dump_only=True, format="iso")
     updated_at = fields.AwareDateTime(dump_only=True, format="iso")
 
@@ -96,28 +101,73 @@ class PartialDate(fields.Date):
             raise self.make_error("invalid") from exc
 
 
+# Each partial date and the field that keeps how much of it was given.
+PRECISION_FIELDS = {"start_date": "date_precision", "end_date": "end_date_precision"}
+
+
 def fill_date_precision(data: dict[str, Any]) -> None:
-    """Infer `date_precision` from a partial `start_date`, or check the two agree."""
-    start = data.get("start_date")
-    if not isinstance(start, PrecisionDate):
+    """Infer each date's precision from a partial date, or check the two agree."""
+    for date_field, precision_field in PRECISION_FIELDS.items():
+        _fill_precision(data, date_field, precision_field)
+
+
+def _fill_precision(data: dict[str, Any], date_field: str, precision_field: str) -> None:
+    date = data.get(date_field)
+    if not isinstance(date, PrecisionDate):
         return
-    given = data.get("date_precision")
+    given = data.get(precision_field)
     if given is None:
-        data["date_precision"] = start.precision
-    elif vocab.DATE_PRECISIONS.index(given) < vocab.DATE_PRECISIONS.index(start.precision):
+        data[precision_field] = date.precision
+    elif vocab.DATE_PRECISIONS.index(given) < vocab.DATE_PRECISIONS.index(date.precision):
         raise ValidationError(
-            f"A date given to the {start.precision} cannot have {given} precision.",
-            "date_precision",
+            f"A date given to the {date.precision} cannot have {given} precision.",
+            precision_field,
         )
+
+
+def last_day(date: dt.date, precision: str | None) -> dt.date:
+    """The last day of the period a date names: 2015-07 (month) runs to 2015-07-31."""
+    if precision == "year":
+        return date.replace(month=12, day=31)
+    if precision == "month":
+        next_month = date.replace(day=28) + dt.timedelta(days=4)
+        return next_month - dt.timedelta(days=next_month.day)
+    return date
+
+
+def first_day(date: dt.date, precision: str | None) -> dt.date:
+    """The first day of the period of `precision` that holds `date`."""
+    if precision == "year":
+        return date.replace(month=1, day=1)
+    if precision == "month":
+        return date.replace(day=1)
+    return date
+
+
+def show_date(date: dt.date, precision: str | None) -> str:
+    """The date as it was given: 2015-07 for a month, 2015 for a year."""
+    return date.isoformat()[: {"year": 4, "month": 7}.get(precision or "day", 10)]
 
 
 def check_date_order(record: dict[str, Any]) -> None:
-    """`end_date` may not come before `start_date`."""
+    """The end may not come before the start; an end given to the month or year covers its
+    whole period, so July 2015 may end a span that starts on 13 July 2015."""
     start, end = record.get("start_date"), record.get("end_date")
-    if start is not None and end is not None and end < start:
+    if start is None or end is None:
+        return
+    end_precision = _precision(record, "end_date")
+    if last_day(end, end_precision) < start:
+        shown_start = show_date(start, _precision(record, "start_date"))
         raise ValidationError(
-            f"end_date {end.isoformat()} is before start_date {start.isoformat()}.", "end_date"
+            f"end_date {show_date(end, end_precision)} is before start_date {shown_start}.",
+            "end_date",
         )
+
+
+def _precision(record: dict[str, Any], date_field: str) -> str:
+    """What the record says of the date's precision, else the date's own, else a day."""
+    given = record.get(PRECISION_FIELDS[date_field])
+    return given or getattr(record[date_field], "precision", "day")
 
 
 class OnDuty(fields.Field):

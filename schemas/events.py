@@ -23,6 +23,7 @@ class EventSchema(BaseSchema):
     start_date = PartialDate(allow_none=True)
     end_date = PartialDate(allow_none=True)
     date_precision = Choice(vocab.DATE_PRECISIONS, allow_none=True)
+    end_date_precision = Choice(vocab.DATE_PRECISIONS, allow_none=True)
     place_id = Reference(allow_none=True)
     operation_id = Reference(allow_none=True)
     actors = ActorRoles("EventActor", vocab.EVENT_ACTOR_ROLES)

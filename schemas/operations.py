@@ -22,6 +22,7 @@ class OperationSchema(BaseSchema):
     start_date = PartialDate(allow_none=True)
     end_date = PartialDate(allow_none=True)
     date_precision = Choice(vocab.DATE_PRECISIONS, allow_none=True)
+    end_date_precision = Choice(vocab.DATE_PRECISIONS, allow_none=True)
     announced_by = Text(300, allow_none=True)
     agents_deployed = Count(allow_none=True)
     arrests_claimed = Count(allow_none=True)

@@ -7,17 +7,18 @@ from marshmallow import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from ..access import AccessDenied
+from ..access import AccessDenied, acting_user
 from ..extensions import db
 from ..provenance import FileTampered, FileTooLarge
-from ..records import NotFound
+from ..records import NotFound, StaleRecord
 from ..resources import Conflict
 
 
-def error_response(status: int, message: str, fields: dict | None = None):
+def error_response(status: int, message: str, fields: dict | None = None, **extra):
+    """The error in its one shape; `extra` adds members beside "error" (412's "current")."""
     # `fields` is always there, empty when no field is at fault: one shape for every error.
     body = {"status": status, "message": message, "fields": fields or {}}
-    response = jsonify({"error": body})
+    response = jsonify({"error": body, **extra})
     response.status_code = status
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="constancia"'
@@ -83,6 +84,16 @@ def register(app: Flask) -> None:
     def conflict(exc: Conflict):
         return error_response(409, exc.message)
 
+    @app.errorhandler(StaleRecord)
+    def stale_record(exc: StaleRecord):
+        # Read before the rollback expires it; the record was only read, nothing is undone.
+        current = exc.resource.dump_schema(acting_user()).dump(exc.record)
+        version = exc.record.version
+        db.session.rollback()
+        response = error_response(412, exc.message, current=current)
+        response.set_etag(str(version))
+        return response
+
     @app.errorhandler(IntegrityError)
     @rolled_back
     def integrity_error(exc: IntegrityError):
@@ -108,7 +119,9 @@ def register(app: Flask) -> None:
     def http_error(exc: HTTPException):
         db.session.rollback()
         if not in_api():
-            return exc
+            # Pages answer errors in their own layout and the reader's language.
+            page = app.extensions.get("web_error_page")
+            return page(exc) if page and exc.code and exc.code >= 400 else exc
         if exc.code == 413:
             limit = app.config["FILES_MAX_BYTES"]
             return error_response(413, f"The request is larger than the limit of {limit} bytes.")

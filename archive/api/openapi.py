@@ -39,6 +39,8 @@ ERRORS = {
     "403": "Your role may not do this.",
     "404": "No such record, or not one you may see.",
     "409": "The change conflicts with other records.",
+    "412": "If-Match names a version the record is no longer at: someone else changed it. "
+    "Nothing was changed; `current` is the record as it is now, and ETag its version.",
     "413": "The upload is larger than the configured limit.",
     "422": "Invalid fields; `fields` names each one.",
 }
@@ -50,6 +52,35 @@ def _error(code: str) -> dict:
 
 def _json(schema) -> dict:
     return {"application/json": {"schema": schema}}
+
+
+ETAG_HEADER = {
+    "ETag": {
+        "description": 'The record\'s version as a strong ETag ("3"); send it back in If-Match.',
+        "schema": {"type": "string"},
+    }
+}
+IF_MATCH = {
+    "in": "header",
+    "name": "If-Match",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The ETag of the version you read: the change is refused with 412 if the "
+    "record has moved on since. Without it, the change applies to whatever is current.",
+}
+
+
+def _with_record(description: str, name: str) -> dict:
+    """A response carrying the record and its version in ETag."""
+    return {"description": description, "content": _json(name), "headers": ETAG_HEADER}
+
+
+def _stale(name: str) -> dict:
+    return {
+        "description": ERRORS["412"],
+        "content": _json(f"{name}Stale"),
+        "headers": ETAG_HEADER,
+    }
 
 
 def _name(resource: Resource) -> str:
@@ -117,6 +148,17 @@ def _add_resource(spec: APISpec, resource: Resource) -> None:
             },
         },
     )
+    spec.components.schema(
+        f"{name}Stale",
+        {
+            "type": "object",
+            "required": ["error", "current"],
+            "properties": {
+                "error": {"$ref": "#/components/schemas/ErrorBody"},
+                "current": {"$ref": f"#/components/schemas/{name}"},
+            },
+        },
+    )
     base, tag = f"/api/v1/{resource.name}", resource.name
     spec.path(
         base,
@@ -137,7 +179,7 @@ def _add_resource(spec: APISpec, resource: Resource) -> None:
                 "security": [{"bearer": []}],
                 "requestBody": {"required": True, "content": _json(name)},
                 "responses": {
-                    "201": {"description": "Created", "content": _json(name)},
+                    "201": _with_record("Created", name),
                     **{c: _error(c) for c in ("400", "401", "403", "409", "422")},
                 },
             },
@@ -150,7 +192,7 @@ def _add_resource(spec: APISpec, resource: Resource) -> None:
                 "tags": [tag],
                 "parameters": [_id_parameter()],
                 "responses": {
-                    "200": {"description": "The record", "content": _json(name)},
+                    "200": _with_record("The record", name),
                     "401": _error("401"),
                     "404": _error("404"),
                 },
@@ -158,10 +200,11 @@ def _add_resource(spec: APISpec, resource: Resource) -> None:
             "patch": {
                 "tags": [tag],
                 "security": [{"bearer": []}],
-                "parameters": [_id_parameter()],
+                "parameters": [_id_parameter(), IF_MATCH],
                 "requestBody": {"required": True, "content": _json(f"{name}Patch")},
                 "responses": {
-                    "200": {"description": "The changed record", "content": _json(name)},
+                    "200": _with_record("The changed record", name),
+                    "412": _stale(name),
                     **{c: _error(c) for c in ("400", "401", "403", "404", "409", "422")},
                 },
             },
@@ -169,9 +212,10 @@ def _add_resource(spec: APISpec, resource: Resource) -> None:
                 "tags": [tag],
                 "summary": "Mark deleted (restorable)",
                 "security": [{"bearer": []}],
-                "parameters": [_id_parameter()],
+                "parameters": [_id_parameter(), IF_MATCH],
                 "responses": {
                     "204": {"description": "Deleted"},
+                    "412": _stale(name),
                     **{c: _error(c) for c in ("401", "403", "404", "409")},
                 },
             },
@@ -185,7 +229,7 @@ def _add_resource(spec: APISpec, resource: Resource) -> None:
                 "security": [{"bearer": []}],
                 "parameters": [_id_parameter()],
                 "responses": {
-                    "200": {"description": "Restored", "content": _json(name)},
+                    "200": _with_record("Restored", name),
                     **{c: _error(c) for c in ("401", "403", "404", "409")},
                 },
             }

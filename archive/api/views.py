@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from flask import current_app, request, url_for
+import re
+from typing import Any
+
+from flask import Response, current_app, make_response, request, url_for
 from marshmallow import ValidationError
 from sqlalchemy import func, select
 from werkzeug.exceptions import BadRequest
@@ -65,6 +68,33 @@ def paging() -> tuple[int, int]:
     return values["page"], min(values["per_page"], current_app.config["API_MAX_PER_PAGE"])
 
 
+_VERSION_TAG = re.compile(r"[0-9]{1,10}")
+
+
+def expected_version() -> set[int] | None:
+    """The versions the request's If-Match accepts; None when any will do (no header, `*`).
+
+    Lenient: a list ("3", "4") accepts each, and a weak W/"3" counts as "3". A tag that is no
+    version of ours is kept out, so a header of only such tags matches nothing (412).
+    """
+    if "If-Match" not in request.headers or request.if_match.star_tag:
+        return None
+    tags = request.if_match.as_set(include_weak=True)
+    return {int(tag) for tag in tags if isinstance(tag, str) and _VERSION_TAG.fullmatch(tag)}
+
+
+def with_etag(response: Response, record: Any) -> Response:
+    """A strong ETag naming the record's version: what a later If-Match sends back."""
+    response.set_etag(str(record.version))
+    return response
+
+
+def record_response(resource: Resource, user, record: Any, *args) -> Response:
+    """The record as `user` may see it, with its ETag; `args` as make_response takes them."""
+    body = resource.dump_schema(user).dump(record)
+    return with_etag(make_response(body, *args), record)
+
+
 def envelope(items: list, total: int, page: int, per_page: int) -> dict:
     return {"items": items, "total": total, "page": page, "per_page": per_page}
 
@@ -100,7 +130,7 @@ def create_record(name: str):
     record = records.create_record(db.session, user, resource, data)
     db.session.commit()
     location = url_for("api.get_record", name=name, record_id=record.id)
-    return resource.dump_schema(user).dump(record), 201, {"Location": location}
+    return record_response(resource, user, record, 201, {"Location": location})
 
 
 @bp.get("/<name>/<int:record_id>")
@@ -108,7 +138,7 @@ def get_record(name: str, record_id: int):
     resource = resource_named(name)
     user = access.acting_user()
     record = records.get_record(db.session, user, resource, record_id)
-    return resource.dump_schema(user).dump(record)
+    return record_response(resource, user, record)
 
 
 @bp.patch("/<name>/<int:record_id>")
@@ -117,15 +147,15 @@ def update_record(name: str, record_id: int):
     user = access.acting_user()
     access.require(user, "update", resource.name)
     data = resource.full_schema(partial=True).load(json_object())
-    record = records.update_record(db.session, user, resource, record_id, data)
+    record = records.update_record(db.session, user, resource, record_id, data, expected_version())
     db.session.commit()
-    return resource.dump_schema(user).dump(record)
+    return record_response(resource, user, record)
 
 
 @bp.delete("/<name>/<int:record_id>")
 def delete_record(name: str, record_id: int):
     resource = resource_named(name)
-    records.delete_record(db.session, access.acting_user(), resource, record_id)
+    records.delete_record(db.session, access.acting_user(), resource, record_id, expected_version())
     db.session.commit()
     return "", 204
 
@@ -136,7 +166,7 @@ def restore_record(name: str, record_id: int):
     user = access.acting_user()
     record = records.restore_record(db.session, user, resource, record_id)
     db.session.commit()
-    return resource.dump_schema(user).dump(record)
+    return record_response(resource, user, record)
 
 
 @bp.get("/<name>/<int:record_id>/history")
