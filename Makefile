@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint format bench clean-venv
+.PHONY: run test lint format bench clean-venv translations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,20 @@ run: $(VENV)/.requirements instance/config.py
 	$(FLASK) users ensure-admin
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
+# axe-core for the browser tests (tests/test_browser.py), pinned in tests/browser/package-lock.json.
+# Without npm the browser tests skip, except in CI (CI set), where that is an error.
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+$(AXE): tests/browser/package.json tests/browser/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix tests/browser --no-audit --no-fund && touch $@; \
+	elif [ -n "$$CI" ]; then \
+		echo "npm is needed to install axe-core for the browser tests" >&2; exit 1; \
+	else \
+		echo "npm not found: the browser tests will be skipped" >&2; \
+	fi
+
 # Runs on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set.
-test: $(VENV)/.requirements-dev
+test: $(VENV)/.requirements-dev $(AXE)
 	$(BIN)/pytest
 
 lint: $(VENV)/.requirements-dev
@@ -44,6 +56,16 @@ format: $(VENV)/.requirements-dev
 
 bench: $(VENV)/.requirements-dev
 	$(BIN)/python bench/api.py
+
+# After changing a page's or a message's text: extract, merge, fill English, compile.
+# The compiled catalogs (.mo) are committed, so running the archive needs no build step.
+translations: $(VENV)/.requirements
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
+		--project Constancia -o translations/messages.pot .
+	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching \
+		--ignore-obsolete
+	$(BIN)/python translations/english.py
+	$(BIN)/pybabel compile -d translations --statistics
 
 clean-venv:
 	rm -rf $(VENV)

@@ -47,6 +47,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # Keep fields in the schemas' order (id first) rather than sorted.
     app.json = HTMLSafeJSONProvider(app)
     app.json.sort_keys = False
+    # Accented letters as they are, in UTF-8 ("Operación"); <, > and & still escaped.
+    app.json.ensure_ascii = False
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(app.root_path, "..", "migrations"))

@@ -1,6 +1,9 @@
 """Default settings; the instance folder's config.py and FLASK_* variables override them."""
 
+import os
+
 MEGABYTE = 1024 * 1024
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class Defaults:
@@ -11,3 +14,31 @@ class Defaults:
     FILES_MAX_BYTES = 100 * MEGABYTE
     API_DEFAULT_PER_PAGE = 50
     API_MAX_PER_PAGE = 200
+
+    # The archive's name, as pages and "cite this record" blocks give it.
+    ARCHIVE_NAME = "Constancia"
+
+    # Web sessions: the cookie is out of scripts' reach, not sent on cross-site requests, and
+    # marked Secure whenever the request came over HTTPS (see archive/web/security.py).
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    PERMANENT_SESSION_LIFETIME = 12 * 3600
+    # A CSRF token lasts as long as the session: a long case entry must not fail at "save".
+    WTF_CSRF_TIME_LIMIT = None
+    # Behind a reverse proxy, how many proxies' X-Forwarded-* headers to trust (0: none).
+    PROXY_COUNT = 0
+
+    # Failed sign-ins allowed per account and per address; further attempts are refused.
+    LOGIN_LIMIT_PER_ACCOUNT = "5 per 15 minutes"
+    LOGIN_LIMIT_PER_ADDRESS = "20 per 15 minutes"
+    # Where the counts live: memory (one process) or a shared store, e.g. redis://host:6379.
+    RATELIMIT_STORAGE_URI = "memory://"
+
+    # Languages of the pages; the first is used when the browser asks for none of them.
+    LANGUAGES = ("es", "en")
+    BABEL_DEFAULT_LOCALE = "es"
+    BABEL_DEFAULT_TIMEZONE = "UTC"
+
+    # Bootstrap's CSS, scripts and icons come from the app itself, never from a CDN.
+    BOOTSTRAP_SERVE_LOCAL = True
+    BABEL_TRANSLATION_DIRECTORIES = os.path.join(ROOT, "translations")

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import access, provenance, vocab
-from .models import ApiToken, User
+from .models import ApiToken, User, utcnow
 
 _hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 12
@@ -70,3 +70,58 @@ def issue_token(session: Session, actor: User | None, user: User) -> str:
     session.flush()
     provenance.record(session, actor, "issue_token", "user", user.id, {})
     return token
+
+
+def change_role(session: Session, actor: User | None, user: User, role: str) -> None:
+    access.require(actor, "manage_users", "users")
+    if role not in vocab.ROLES:
+        raise ValidationError(f"Must be one of: {', '.join(vocab.ROLES)}.", "role")
+    if role == user.role:
+        return
+    _keep_an_admin(session, user, role == "admin" and user.active)
+    before, user.role = user.role, role
+    session.flush()
+    provenance.record(
+        session, actor, "change_role", "user", user.id, {"role": {"before": before, "after": role}}
+    )
+
+
+def set_active(session: Session, actor: User | None, user: User, active: bool) -> None:
+    """Deactivate (or reactivate) an account; its sessions and tokens stop working at once."""
+    access.require(actor, "manage_users", "users")
+    if user.active == active:
+        return
+    _keep_an_admin(session, user, active and user.role == "admin")
+    user.active = active
+    session.flush()
+    provenance.record(
+        session,
+        actor,
+        "activate_user" if active else "deactivate_user",
+        "user",
+        user.id,
+        {"active": {"before": not active, "after": active}},
+    )
+
+
+def revoke_token(session: Session, actor: User | None, user: User, token_id: int) -> None:
+    access.require(actor, "manage_users", "users")
+    token = session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id or token.revoked_at is not None:
+        raise ValidationError("No such active token for this account.", "token_id")
+    token.revoked_at = utcnow()
+    session.flush()
+    provenance.record(session, actor, "revoke_token", "user", user.id, {"token_id": token_id})
+
+
+def _keep_an_admin(session: Session, user: User, stays_admin: bool) -> None:
+    """Refuse the change that would leave the archive without an active administrator."""
+    if user.role != "admin" or not user.active or stays_admin:
+        return
+    others = session.scalar(
+        select(func.count(User.id)).where(
+            User.role == "admin", User.active.is_(True), User.id != user.id
+        )
+    )
+    if not others:
+        raise ValidationError("The archive must keep at least one active administrator.", "role")

@@ -133,3 +133,17 @@ def db_rows(app):
             }
 
     return snapshot
+
+
+@pytest.fixture
+def browser_for(app, factory):
+    """browser_for("editor") is a test client signed in through /login with that role."""
+    from .web_helpers import sign_in
+
+    def make(role: str | None):
+        client = app.test_client()
+        if role:
+            sign_in(client, factory.account(role))
+        return client
+
+    return make

@@ -11,6 +11,7 @@ from archive.models import User
 from archive.resources import RESOURCES
 
 ADMIN = access.SystemActor("tests")
+PASSWORD = "correct horse battery staple"
 
 # A valid new record of each resource with only what it needs, its references made fresh.
 MINIMAL: dict[str, Callable[[Factory], dict[str, Any]]] = {
@@ -136,3 +137,15 @@ class Factory:
         self.citation(source_id or self.source(), "event", event_id)
         self.update("events", event_id, status="verified", published=True)
         return event_id
+
+    def account(self, role: str, password: str = PASSWORD, email: str | None = None) -> str:
+        """An account that signs in on the pages with `password`; answers its email."""
+        with self.app.app_context(), database.writing():
+            user = User(
+                email=email or f"{role}-{self._next()}@example.org",
+                role=role,
+                password_hash=users.hash_password(password),
+            )
+            db.session.add(user)
+            db.session.commit()
+            return user.email
