@@ -373,3 +373,10 @@ def test_the_language_follows_the_browser_and_a_choice_is_remembered(client):
     assert "lang=" in switched.headers.get("Set-Cookie", "")
     remembered = text(client.get("/events", headers={"Accept-Language": "en"}))
     assert '<html lang="es">' in remembered and ">Eventos<" in remembered
+
+
+def test_history_names_each_change_in_the_readers_language(browser_for, factory):
+    event = factory.published_event(title="Evento con historia")
+    page = text(browser_for("viewer").get(f"/events/{event}/history?lang=es"))
+    assert "Publicación" in page and "Creación" in page
+    assert "status_change" not in page
