@@ -84,19 +84,10 @@ def conflict(exc):
 def invalid(exc):
     from flask_babel import gettext as _
 
-    from .i18n import translate_message
+    from .i18n import all_messages
 
     db.session.rollback()
-    messages = exc.normalized_messages()
-    found = messages.values() if isinstance(messages, dict) else [messages]
-    text = "; ".join(translate_message(str(m)) for ms in found for m in _as_list(ms))
-    return render_error(422, _("Not saved"), text)
-
-
-def _as_list(value):
-    if isinstance(value, dict):
-        return [m for inner in value.values() for m in _as_list(inner)]
-    return value if isinstance(value, list) else [value]
+    return render_error(422, _("Not saved"), "; ".join(all_messages(exc)))
 
 
 def web_error_page(exc: HTTPException):

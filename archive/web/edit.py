@@ -26,7 +26,7 @@ from .forms import (
     read_form,
     reference_options,
 )
-from .i18n import translate_errors, translate_message
+from .i18n import translate_errors, translate_message, validation_errors
 
 EDITABLE = "any(" + ", ".join(f'"{n}"' for n in FORMS) + ")"
 # Fields a record's form may start from when given in the address (?event_id=7).
@@ -130,7 +130,7 @@ def create(name: str):
         db.session.commit()
     except ValidationError as exc:
         db.session.rollback()
-        return render_form(name, user, form, _field_errors(exc), status=422)
+        return render_form(name, user, form, validation_errors(exc), status=422)
     except Conflict as exc:
         db.session.rollback()
         return render_form(name, user, form, {"_": [translate_message(exc.message)]}, status=409)
@@ -150,7 +150,7 @@ def _all_errors(resource, data: dict, errors: dict) -> dict[str, list[str]]:
     try:
         resource.full_schema(partial=True).load(data)
     except ValidationError as exc:
-        return {**_field_errors(exc), **translate_errors(errors)}
+        return {**validation_errors(exc), **translate_errors(errors)}
     return translate_errors(errors)
 
 
@@ -188,24 +188,6 @@ def _attach_upload(name: str, user, record) -> None:
         raise ValidationError(_("The file is larger than this archive accepts."), "file") from None
 
 
-def _field_errors(exc: ValidationError) -> dict[str, list[str]]:
-    messages = exc.normalized_messages()
-    if not isinstance(messages, dict):
-        messages = {"_": messages}
-    flat = {}
-    for key, value in messages.items():
-        flat[str(key)] = [str(m) for m in _leaves(value)]
-    return translate_errors(flat)
-
-
-def _leaves(value):
-    if isinstance(value, dict):
-        return [m for inner in value.values() for m in _leaves(inner)]
-    if isinstance(value, list):
-        return [m for inner in value for m in _leaves(inner)]
-    return [value]
-
-
 @bp.route(f"/<{EDITABLE}:name>/<int:record_id>/edit", methods=["GET", "POST"])
 def edit(name: str, record_id: int):
     user = access.acting_user()
@@ -226,7 +208,7 @@ def edit(name: str, record_id: int):
         return render_form(name, user, stored, record=record, version=record.version)
 
     form = request.form
-    version = _version(form)
+    version = form_version(form)
     data, errors = read_form(FORMS[name], form, creating=False)
     errors = _all_errors(resource, data, errors)
     if errors:
@@ -264,7 +246,7 @@ def edit(name: str, record_id: int):
     except ValidationError as exc:
         db.session.rollback()
         return render_form(
-            name, user, form, _field_errors(exc), record=record, version=version, status=422
+            name, user, form, validation_errors(exc), record=record, version=version, status=422
         )
     except Conflict as exc:
         db.session.rollback()
@@ -281,7 +263,8 @@ def edit(name: str, record_id: int):
     return redirect(safe_next(form.get("next")) if form.get("next") else record_page(name, record))
 
 
-def _version(form) -> int | None:
+def form_version(form) -> int | None:
+    """The version the form was filled from: what a save expects to find still stored."""
     raw = form.get("version", "")
     return int(raw) if raw.isdigit() else None
 
@@ -294,7 +277,7 @@ def delete(name: str, record_id: int):
     back = record_page(name, record)
     try:
         records.delete_record(
-            db.session, user, resource, record_id, expected_version=_version(request.form)
+            db.session, user, resource, record_id, expected_version=form_version(request.form)
         )
         db.session.commit()
     except records.StaleRecord:
@@ -341,7 +324,7 @@ def upload(source_id: int):
         db.session.commit()
     except ValidationError as exc:
         db.session.rollback()
-        flash("; ".join(m for ms in _field_errors(exc).values() for m in ms), "danger")
+        flash("; ".join(m for ms in validation_errors(exc).values() for m in ms), "danger")
         return redirect(url_for("web.source", source_id=source_id))
     flash(_("File archived."), "success")
     return redirect(url_for("web.source", source_id=source_id))

@@ -276,7 +276,10 @@ def changed_fields(fields: list[Field], mine: MultiDict, theirs: MultiDict) -> l
 # --- Options of the reference lists ----------------------------------------------------------
 
 
-def _place_label(place: Place) -> str:
+def place_text(place: Place | None) -> str:
+    """A place as readers name it, from the barrio out to the country."""
+    if place is None:
+        return ""
     parts = [place.locality, place.admin3, place.admin2, place.admin1, place.country]
     return ", ".join(p for p in parts if p)
 
@@ -289,7 +292,7 @@ def reference_options(kind: str, user) -> list[tuple[str, str]]:
             .where(access.visible(Place, user))
             .order_by(Place.admin1, Place.admin2, Place.locality, Place.id)
         )
-        return [(str(p.id), _place_label(p)) for p in rows]
+        return [(str(p.id), place_text(p)) for p in rows]
     if kind == "operations":
         rows = db.session.scalars(
             select(Operation).where(access.visible(Operation, user)).order_by(Operation.name)

@@ -313,6 +313,23 @@ def translate_errors(fields: dict[str, list[str]]) -> dict[str, list[str]]:
     return {name: [translate_message(m) for m in messages] for name, messages in fields.items()}
 
 
+def validation_errors(exc) -> dict[str, list[str]]:
+    """A ValidationError as {field: [message, …]}, flattened as the API does, translated."""
+    from ..api.errors import flatten_messages
+
+    messages = exc.normalized_messages()
+    return translate_errors(
+        flatten_messages(messages if isinstance(messages, dict) else {"_": messages})
+    )
+
+
+def all_messages(exc) -> list[str]:
+    """Every message of a ValidationError, or a Conflict's one, in the reader's language."""
+    if hasattr(exc, "normalized_messages"):
+        return [m for ms in validation_errors(exc).values() for m in ms]
+    return [translate_message(exc.message)]
+
+
 def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
     app.after_request(remember_language)

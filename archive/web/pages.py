@@ -6,15 +6,15 @@ from collections import defaultdict
 
 from flask import abort, current_app, render_template, request
 from marshmallow import ValidationError
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from .. import access, records
 from ..extensions import db
-from ..models import Actor, CasualtyCount, Citation, Event, EventActor, Operation, Place, Source
+from ..models import Actor, Citation, Event, EventActor, Operation, Place, Source
 from ..resources import RESOURCES
 from . import bp
-from .forms import reference_options
-from .i18n import translate_errors
+from .forms import place_text, reference_options
+from .i18n import validation_errors
 
 PER_PAGE = 25
 EVENT_FILTERS = (
@@ -43,13 +43,6 @@ def by_id(model, ids) -> dict:
     return {r.id: r for r in db.session.scalars(select(model).where(model.id.in_(ids)))}
 
 
-def place_text(place: Place | None) -> str:
-    if place is None:
-        return ""
-    parts = [place.locality, place.admin3, place.admin2, place.admin1, place.country]
-    return ", ".join(p for p in parts if p)
-
-
 def cite_block(title: str) -> dict:
     return {
         "title": title,
@@ -70,15 +63,13 @@ def page_helpers():
 @bp.get("/")
 def index():
     user = access.acting_user()
-    visible = access.visible(Event, user)
-    total = db.session.scalar(select(func.count(Event.id)).where(visible))
     recent = records.list_records(db.session, user, RESOURCES["events"], {}, 1, 10)
     operations = records.list_records(
         db.session, user, RESOURCES["operations"], {}, 1, 10, "-start_date"
     )
     return render_template(
         "index.html",
-        total=total,
+        total=recent.total,
         events=recent.items,
         operations=operations.items,
         places=by_id(Place, [e.place_id for e in recent.items]),
@@ -100,9 +91,7 @@ def events():
             db.session, user, RESOURCES["events"], filters, page_number(), PER_PAGE
         )
     except ValidationError as exc:
-        errors = translate_errors(
-            {k: [str(m) for m in v] for k, v in exc.normalized_messages().items()}
-        )
+        errors = validation_errors(exc)
         result = records.Page([], 0, 1, PER_PAGE)
     return render_template(
         "events.html",
@@ -114,6 +103,13 @@ def events():
         operation_options=reference_options("operations", user),
         actor_options=reference_options("actors", user),
         pages=_pages(result),
+    )
+
+
+def _listed(resource: str, sort: str, per_page: int = PER_PAGE) -> records.Page:
+    """One page of a resource's list, as the reader may see it."""
+    return records.list_records(
+        db.session, access.acting_user(), RESOURCES[resource], {}, page_number(), per_page, sort
     )
 
 
@@ -192,15 +188,7 @@ def _figures(victims, counts) -> dict:
 
 @bp.get("/operations")
 def operations():
-    result = records.list_records(
-        db.session,
-        access.acting_user(),
-        RESOURCES["operations"],
-        {},
-        page_number(),
-        PER_PAGE,
-        "-start_date",
-    )
+    result = _listed("operations", "-start_date")
     return render_template("operations.html", result=result, pages=_pages(result))
 
 
@@ -226,9 +214,7 @@ def operation(operation_id: int):
 
 @bp.get("/actors")
 def actors():
-    result = records.list_records(
-        db.session, access.acting_user(), RESOURCES["actors"], {}, page_number(), 100, "name"
-    )
+    result = _listed("actors", "name", per_page=100)
     return render_template(
         "actors.html",
         result=result,
@@ -270,15 +256,7 @@ def place(place_id: int):
 
 @bp.get("/sources")
 def sources():
-    result = records.list_records(
-        db.session,
-        access.acting_user(),
-        RESOURCES["sources"],
-        {},
-        page_number(),
-        PER_PAGE,
-        "title",
-    )
+    result = _listed("sources", "title")
     return render_template("sources.html", result=result, pages=_pages(result))
 
 
@@ -302,9 +280,4 @@ def source(source_id: int):
         counts=counts,
         events=events,
         cite=cite_block(record.title),
-        count_total=db.session.scalar(
-            select(func.count(CasualtyCount.id)).where(
-                CasualtyCount.source_id == source_id, access.visible(CasualtyCount, user)
-            )
-        ),
     )

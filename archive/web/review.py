@@ -13,8 +13,8 @@ from ..extensions import db
 from ..models import ApiToken, Event, User
 from ..resources import RESOURCES, Conflict
 from . import bp
-from .edit import EDITABLE, record_page
-from .i18n import translate_message
+from .edit import EDITABLE, form_version, record_page
+from .i18n import all_messages
 
 # Each button of the review page, as the change it asks of the event.
 MOVES = {
@@ -46,7 +46,6 @@ def event_status(event_id: int):
     move = MOVES.get(request.form.get("action", ""))
     if move is None:
         abort(400)
-    version = request.form.get("version", "")
     try:
         records.update_record(
             db.session,
@@ -54,7 +53,7 @@ def event_status(event_id: int):
             RESOURCES["events"],
             event_id,
             move,
-            expected_version=int(version) if version.isdigit() else None,
+            expected_version=form_version(request.form),
         )
         db.session.commit()
     except records.StaleRecord:
@@ -62,12 +61,8 @@ def event_status(event_id: int):
         flash(_("Someone else changed this event meanwhile; check it and try again."), "danger")
     except (ValidationError, Conflict) as exc:
         db.session.rollback()
-        messages = (
-            exc.normalized_messages() if isinstance(exc, ValidationError) else {"_": [exc.message]}
-        )
-        for ms in messages.values():
-            for m in ms if isinstance(ms, list) else [ms]:
-                flash(translate_message(str(m)), "danger")
+        for message in all_messages(exc):
+            flash(message, "danger")
     else:
         flash(_("Done."), "success")
     back = request.form.get("back")
@@ -123,7 +118,6 @@ def revert(name: str, record_id: int, seq: int):
     if "start_date" in data or "date_precision" in data:
         data.setdefault("start_date", target.get("start_date"))
         data.setdefault("date_precision", target.get("date_precision"))
-    version = request.form.get("version", "")
     try:
         loaded = resource.full_schema(partial=True).load(data)
         records.update_record(
@@ -132,7 +126,7 @@ def revert(name: str, record_id: int, seq: int):
             resource,
             record_id,
             loaded,
-            expected_version=int(version) if version.isdigit() else None,
+            expected_version=form_version(request.form),
         )
         db.session.commit()
     except records.StaleRecord:
@@ -140,8 +134,8 @@ def revert(name: str, record_id: int, seq: int):
         flash(_("Someone else changed this record meanwhile; check it and try again."), "danger")
     except (ValidationError, Conflict) as exc:
         db.session.rollback()
-        text = exc.message if isinstance(exc, Conflict) else str(exc.normalized_messages())
-        flash(translate_message(text), "danger")
+        for message in all_messages(exc):
+            flash(message, "danger")
     else:
         flash(
             _("Reverted: the earlier version is now the current one, as a new revision."), "success"
@@ -183,9 +177,8 @@ def admin_users():
             db.session.commit()
         except ValidationError as exc:
             db.session.rollback()
-            for ms in exc.normalized_messages().values():
-                for m in ms if isinstance(ms, list) else [ms]:
-                    flash(translate_message(str(m)), "danger")
+            for message in all_messages(exc):
+                flash(message, "danger")
         else:
             if shown_secret is None:
                 flash(_("Done."), "success")
