@@ -60,9 +60,9 @@ bench: $(VENV)/.requirements-dev
 # After changing a page's or a message's text: extract, merge, fill English, compile.
 # The compiled catalogs (.mo) are committed, so running the archive needs no build step.
 translations: $(VENV)/.requirements
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output -w 100 \
 		--project Constancia -o translations/messages.pot .
-	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching \
+	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching -w 100 \
 		--ignore-obsolete
 	$(BIN)/python translations/english.py
 	$(BIN)/pybabel compile -d translations --statistics
