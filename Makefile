@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint format bench clean-venv translations
+.PHONY: run test lint format bench bench-api bench-indicators clean-venv translations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,8 +54,15 @@ format: $(VENV)/.requirements-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(VENV)/.requirements-dev
+# Benchmarks (not part of `make test` or CI): `make bench` runs both; each prints its table.
+bench: bench-api bench-indicators
+
+bench-api: $(VENV)/.requirements-dev
 	$(BIN)/python bench/api.py
+
+# Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust); BENCH_ARGS="--scale 0.01" for a quick run.
+bench-indicators: $(VENV)/.requirements-dev
+	$(BIN)/python bench/indicators.py $(BENCH_ARGS)
 
 # After changing a page's or a message's text: extract, merge, fill English, compile.
 # The compiled catalogs (.mo) are committed, so running the archive needs no build step.

@@ -20,6 +20,7 @@ from .models import (
     ApiToken,
     CasualtyCount,
     Citation,
+    ContextFigure,
     Event,
     Operation,
     Place,
@@ -159,16 +160,28 @@ def citation_visible(user: User | None) -> ColumnElement[bool]:
     )
 
 
+def context_figure_visible(user: User | None) -> ColumnElement[bool]:
+    """Reference data, like actors and places, read by everyone while live; but a figure
+    from a restricted source is shown only to those who may see that source."""
+    return and_(
+        ContextFigure.deleted_at.is_(None),
+        _source_id_usable(ContextFigure.source_id, user),
+    )
+
+
 def source_visible(user: User | None) -> ColumnElement[bool]:
-    """Listed for anonymous readers when something they see rests on it: a citation, or a
-    casualty count (each names its source, so that figure can be traced to it)."""
+    """Listed for anonymous readers when something they see rests on it: a citation, a
+    casualty count or a context figure (each names its source, so it can be traced to it)."""
     if is_staff(user):
         return source_usable(user)
     cited = select(Citation.id).where(Citation.source_id == Source.id, citation_visible(user))
     counted = select(CasualtyCount.id).where(
         CasualtyCount.source_id == Source.id, casualty_count_visible(user)
     )
-    return and_(source_usable(user), or_(exists(cited), exists(counted)))
+    figured = select(ContextFigure.id).where(
+        ContextFigure.source_id == Source.id, context_figure_visible(user)
+    )
+    return and_(source_usable(user), or_(exists(cited), exists(counted), exists(figured)))
 
 
 VISIBILITY = {
@@ -180,6 +193,7 @@ VISIBILITY = {
     CasualtyCount: casualty_count_visible,
     Source: source_visible,
     Citation: citation_visible,
+    ContextFigure: context_figure_visible,
 }
 
 

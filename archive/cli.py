@@ -8,7 +8,7 @@ from flask.cli import AppGroup
 from marshmallow import ValidationError
 from sqlalchemy import func, select
 
-from . import access, database, demo, provenance, users
+from . import access, context_figures, database, demo, provenance, users
 from .extensions import db
 from .models import SourceFile, StoredFile, User
 
@@ -19,6 +19,9 @@ users_cli = AppGroup("users", help="Manage accounts and API tokens.")
 audit_cli = AppGroup("audit", help="Check the audit log.")
 demo_cli = AppGroup("demo", help="Demo data built from publicly reported cases.")
 files_cli = AppGroup("files", help="Check the archived source files.")
+context_cli = AppGroup(
+    "context", help="Official population and homicide figures per region and year."
+)
 
 
 def _fail(exc: ValidationError) -> None:
@@ -152,6 +155,45 @@ def load_demo(if_empty: bool) -> None:
         click.echo("Demo data already present; nothing changed.")
 
 
+@context_cli.command("load")
+@click.argument("file", type=click.File("rb"))
+@click.option(
+    "--source-id",
+    type=click.IntRange(min=1),
+    help="The source of every row that gives no source_id of its own.",
+)
+@click.option("--dry-run", is_flag=True, help="Check every row and count; write nothing.")
+def load_context(file, source_id: int | None, dry_run: bool) -> None:
+    """Load context figures from a CSV file (UTF-8, a header row naming the columns).
+
+    Columns, in any order and case: country (default VE), admin1, admin2 (empty: the whole
+    admin1), year, population, homicides, source_id, notes. A row for a region and year that
+    already has a figure updates it; an empty cell leaves the stored value as it is. Any
+    error in any row writes nothing: every error is listed by row and column.
+    """
+    try:
+        text = context_figures.decode(file.read())
+        with database.writing():
+            rows = context_figures.read_rows(text, source_id)
+            outcome = context_figures.write_rows(db.session, OPERATOR, rows)
+            if dry_run:
+                db.session.rollback()
+            else:
+                db.session.commit()
+    except context_figures.LoadFailed as exc:
+        db.session.rollback()
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        raise click.ClickException(
+            f"{len(exc.problems)} problem(s) in {file.name}; nothing was written."
+        ) from None
+    counts = f"{outcome.created} created, {outcome.updated} updated, {outcome.unchanged} unchanged"
+    if dry_run:
+        click.echo(f"Dry run: {len(rows)} rows checked ({counts}); nothing was written.")
+    else:
+        click.echo(f"Context figures loaded from {len(rows)} rows: {counts}.")
+
+
 def init_app(app: Flask) -> None:
-    for group in (users_cli, audit_cli, demo_cli, files_cli):
+    for group in (users_cli, audit_cli, demo_cli, files_cli, context_cli):
         app.cli.add_command(group)

@@ -39,6 +39,11 @@ class Defaults:
     BABEL_DEFAULT_LOCALE = "es"
     BABEL_DEFAULT_TIMEZONE = "UTC"
 
+    # Thresholds of the indicators, overriding the literature's conventions in
+    # archive/indicators.py THRESHOLDS: {"civilian_agent_death_ratio": 10, "lethality_index": 1,
+    # "share_of_homicides": 10}. A figure above its threshold is flagged.
+    INDICATOR_THRESHOLDS: dict = {}
+
     # Bootstrap's CSS, scripts and icons come from the app itself, never from a CDN.
     BOOTSTRAP_SERVE_LOCAL = True
     BABEL_TRANSLATION_DIRECTORIES = os.path.join(ROOT, "translations")

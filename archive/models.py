@@ -487,3 +487,34 @@ class AuditHead(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class ContextFigure(Recoverable, db.Model):
+    """An official population or homicide figure for a region and year, from a cited source:
+    the denominators of the rate per 100,000 and of the share of homicides (DOMAIN.md section 4).
+
+    `admin2` empty means the whole of `admin1`. At most one live figure per country, admin1
+    (whatever its case), admin2 and year: resources.check_context_figure keeps it so.
+    """
+
+    __tablename__ = "context_figures"
+    __table_args__ = (
+        CheckConstraint("length(country) = 2", name="country_iso"),
+        CheckConstraint("year BETWEEN 1900 AND 2200", name="year_range"),
+        not_negative("population"),
+        not_negative("homicides"),
+        CheckConstraint(
+            "population IS NOT NULL OR homicides IS NOT NULL", name="population_or_homicides"
+        ),
+        Index("ix_context_figures_region_year", "country", "admin1", "year"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    country: Mapped[str] = mapped_column(String(2), default="VE")
+    admin1: Mapped[str] = mapped_column(String(200))
+    admin2: Mapped[str | None] = mapped_column(String(200))
+    year: Mapped[int] = mapped_column(Integer)
+    population: Mapped[int | None] = mapped_column(BigInteger)
+    homicides: Mapped[int | None] = mapped_column(Integer)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"), index=True)
+    notes: Mapped[str | None] = mapped_column(Text)

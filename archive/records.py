@@ -348,6 +348,9 @@ def restore_record(session: Session, user: User | None, resource: Resource, reco
         raise NotFound(f"No {resource.label} with id {record_id}.")
     if not record.is_deleted:
         raise Conflict(f"{resource.label.capitalize()} {record_id} is not deleted.")
+    problem = resource.restore_blockers(session, record)
+    if problem:
+        raise Conflict(problem)
     deleted_at = record.deleted_at
     record.deleted_at = None
     record.version += 1

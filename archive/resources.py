@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marshmallow import Schema, ValidationError
-from sqlalchemy import ColumnElement, case, func, or_, select
+from sqlalchemy import ColumnElement, case, func, or_, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from schemas.actors import ActorSchema
 from schemas.casualty_counts import CasualtyCountSchema
 from schemas.citations import CitationSchema
 from schemas.common import MAX_INTEGER, PRECISION_FIELDS, check_date_order, first_day
+from schemas.context_figures import FIGURES, NEITHER_FIGURE, ContextFigureSchema
 from schemas.events import EventSchema, PublicEventSchema
 from schemas.operations import OperationSchema
 from schemas.places import PlaceSchema, default_precision
@@ -30,6 +31,7 @@ from .models import (
     Actor,
     CasualtyCount,
     Citation,
+    ContextFigure,
     Event,
     EventActor,
     Operation,
@@ -105,6 +107,17 @@ def _one_of(values: tuple) -> Callable[[str], str]:
 @_described({"type": "string"})
 def _text(value: str) -> str:
     return value
+
+
+@_described({"type": "integer", "minimum": 1900, "maximum": 2200})
+def _year(value: str) -> int:
+    try:
+        year = int(value)
+    except ValueError:
+        raise ValueError("Not a valid integer.") from None
+    if not 1900 <= year <= 2200:
+        raise ValueError("Must be between 1900 and 2200.")
+    return year
 
 
 @dataclass(frozen=True)
@@ -259,6 +272,80 @@ def check_source(session, user, source: Source, changes, before) -> None:
     _lifting_restriction(user, was_restricted, source.restricted, "a restricted source public")
 
 
+# Serialises the writers of context figures on PostgreSQL, so that two who check for the same
+# region and year at once cannot both find it free (SQLite's write lock does this already).
+CONTEXT_FIGURE_LOCK_KEY = 0x43465347
+
+
+def lock_context_figures(session: Session) -> None:
+    """Taken before a figure is checked and before any audit entry (whose own lock comes
+    after it), so every writer takes the two locks in the same order."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": CONTEXT_FIGURE_LOCK_KEY}
+        )
+
+
+def same_context_figure(country: str, admin1: str, admin2: str | None, year: int):
+    """The condition that finds the live figure for a region and year: admin1 and admin2
+    in any case, and no admin2 matching only no admin2."""
+    return (
+        ContextFigure.deleted_at.is_(None),
+        ContextFigure.country == country,
+        func.lower(ContextFigure.admin1) == admin1.lower(),
+        ContextFigure.admin2.is_(None)
+        if admin2 is None
+        else func.lower(ContextFigure.admin2) == admin2.lower(),
+        ContextFigure.year == year,
+    )
+
+
+def find_context_figure(
+    session: Session,
+    country: str,
+    admin1: str,
+    admin2: str | None,
+    year: int,
+    other_than: int | None = None,
+) -> int | None:
+    """The id of the live figure for this region and year (other than `other_than`)."""
+    stmt = select(ContextFigure.id).where(*same_context_figure(country, admin1, admin2, year))
+    if other_than is not None:
+        stmt = stmt.where(ContextFigure.id != other_than)
+    return session.scalar(stmt.order_by(ContextFigure.id).limit(1))
+
+
+def _duplicate_figure(session: Session, figure: ContextFigure) -> str | None:
+    lock_context_figures(session)
+    existing = find_context_figure(
+        session, figure.country, figure.admin1, figure.admin2, figure.year, other_than=figure.id
+    )
+    if existing is None:
+        return None
+    region = ", ".join(p for p in (figure.admin2, figure.admin1, figure.country) if p)
+    return (
+        f"Context figure {existing} is already the figure for {region} in {figure.year}; "
+        "change that one instead."
+    )
+
+
+def check_context_figure(session: Session, user, figure: ContextFigure, changes, before) -> None:
+    if figure.population is None and figure.homicides is None:
+        raise ValidationError({name: [NEITHER_FIGURE] for name in FIGURES})
+    problem = _duplicate_figure(session, figure)
+    if problem:
+        raise Conflict(problem)
+
+
+def restore_blockers_context_figure(session: Session, figure: ContextFigure) -> str | None:
+    """A deleted figure comes back only with its source, and while no other live figure has
+    taken its place."""
+    source = session.get(Source, figure.source_id)
+    if source is None or source.is_deleted:
+        return f"Source {figure.source_id} of this figure is deleted; restore it first."
+    return _duplicate_figure(session, figure)
+
+
 TARGET_MODELS = {
     "operation": Operation,
     "event": Event,
@@ -357,6 +444,9 @@ def blockers_source(session: Session, source: Source) -> str | None:
         "casualty counts": select(CasualtyCount.id).where(
             CasualtyCount.source_id == source.id, CasualtyCount.deleted_at.is_(None)
         ),
+        "context figures": select(ContextFigure.id).where(
+            ContextFigure.source_id == source.id, ContextFigure.deleted_at.is_(None)
+        ),
     }
     return _in_use(session, "source", uses)
 
@@ -413,6 +503,8 @@ class Resource:
     check: Callable = _no_check
     apply: Callable[[Any, dict], None] = apply_columns
     blockers: Callable[[Session, Any], str | None] = _no_blockers
+    # What keeps a deleted record from coming back (a live one that has taken its place).
+    restore_blockers: Callable[[Session, Any], str | None] = _no_blockers
 
     @property
     def label(self) -> str:
@@ -596,6 +688,24 @@ RESOURCES: dict[str, Resource] = {
             check=check_citation,
             apply=apply_citation,
             blockers=blockers_citation,
+        ),
+        Resource(
+            "context-figures",
+            "context_figure",
+            ContextFigure,
+            ContextFigureSchema,
+            references={"source_id": Source},
+            filters={
+                "country": equals(ContextFigure.country, _text),
+                "admin1": same_text(ContextFigure.admin1),
+                "admin2": same_text(ContextFigure.admin2),
+                "year": equals(ContextFigure.year, _year),
+                "source_id": equals(ContextFigure.source_id),
+            },
+            sort_fields=("id", "year", "admin1", "created_at"),
+            default_sort="admin1",
+            check=check_context_figure,
+            restore_blockers=restore_blockers_context_figure,
         ),
     )
 }

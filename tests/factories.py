@@ -38,6 +38,12 @@ MINIMAL: dict[str, Callable[[Factory], dict[str, Any]]] = {
         "target_type": "event",
         "target_id": f.event(),
     },
+    "context-figures": lambda f: {
+        "admin1": "Miranda",
+        "year": 2016,
+        "population": 3_166_000,
+        "source_id": f.source(),
+    },
 }
 
 

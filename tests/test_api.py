@@ -105,6 +105,16 @@ NEW: dict[str, Callable] = {
         "locator": "p. 12",
         "credibility": 2,
     },
+    "context-figures": lambda f: {
+        "country": "VE",
+        "admin1": "Distrito Capital",
+        "admin2": "Libertador",
+        "year": 2015,
+        "population": 2_082_130,
+        "homicides": 3_387,
+        "source_id": f.source(),
+        "notes": "Proyección de población del INE; homicidios del CICPC.",
+    },
 }
 CHANGE = {
     "actors": {"acronym": "PMEH"},
@@ -115,6 +125,7 @@ CHANGE = {
     "casualty-counts": {"count": 14},
     "sources": {"publisher": "Efecto Cocuyo"},
     "citations": {"locator": "párrafo 3"},
+    "context-figures": {"homicides": 3_400},
 }
 KEYS = {
     "actors": "actor",
@@ -125,6 +136,7 @@ KEYS = {
     "casualty-counts": "casualty_count",
     "sources": "source",
     "citations": "citation",
+    "context-figures": "context_figure",
 }
 RESOURCES = tuple(NEW)
 

@@ -60,6 +60,7 @@ def test_api_index_lists_the_resources(client):
         "casualty-counts",
         "sources",
         "citations",
+        "context-figures",
     }
     assert body["openapi"] == "/api/v1/openapi.json"
 

@@ -386,6 +386,8 @@ def staff_pages(case: dict, deleted_source: int) -> list[str]:
         "/admin/users",
         "/deleted",
         f"/events/{event}/history",
+        "/indicators",
+        "/methodology",
     ]
 
 
@@ -400,6 +402,8 @@ def public_pages(case: dict) -> list[str]:
         f"/sources/{case['source']}",
         "/actors",
         "/login",
+        "/indicators",
+        "/methodology",
     ]
 
 
@@ -517,3 +521,105 @@ def test_screenshots_of_the_key_pages(factory, browsing):
             screenshot(phone, f"phone-{name}-{lang}")
             width = phone.evaluate("() => document.documentElement.scrollWidth")
             assert width <= PHONE["width"], f"{path} ({lang}) is {width}px wide on a phone"
+
+
+# --- 8. Indicators and their charts, offline --------------------------------------------------
+
+OLP = "Operación de Liberación y Protección del Pueblo"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def demo_operation(app) -> int:
+    """Load the demo archive; answer the OLP operation's id."""
+    result = app.test_cli_runner().invoke(args=["demo", "load"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        return db.session.scalars(select(Operation.id).where(Operation.name == OLP)).one()
+
+
+def drawn_charts(page) -> list[dict]:
+    """Wait for plotly.js to draw every chart of the page (the map with its outlines, fetched
+    from the archive); answer what each chart holds."""
+    page.wait_for_function(
+        """() => {
+          const charts = [...document.querySelectorAll('.js-chart')];
+          return charts.length > 0 && charts.every(
+            el => el.classList.contains('js-plotly-plot') && el.querySelector('svg.main-svg'));
+        }"""
+    )
+    if page.locator("#chart-map").count():
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('#chart-map .geo .layer.coastlines path')]
+                       .some(p => (p.getAttribute('d') || '').length > 100)"""
+        )
+    return page.evaluate(
+        """() => [...document.querySelectorAll('.js-chart')].map(el => ({
+          id: el.id,
+          plot: el.classList.contains('js-plotly-plot'),
+          svg: el.querySelectorAll('svg.main-svg').length,
+          outlines: [...el.querySelectorAll('.geo .layer path')]
+            .filter(p => (p.getAttribute('d') || '').length > 100).length,
+          points: el.querySelectorAll('.scattergeo path.point').length,
+          caption: el.closest('figure').querySelector('figcaption').innerText,
+        }))"""
+    )
+
+
+def check_charts(page, expected: list[str]) -> list[dict]:
+    charts = drawn_charts(page)
+    assert [c["id"] for c in charts] == [f"chart-{name}" for name in expected]
+    for chart in charts:
+        assert chart["plot"] and chart["svg"] >= 1, chart
+        assert chart["caption"].strip(), chart  # the accessible name of the figure
+    (the_map,) = [c for c in charts if c["id"] == "chart-map"]
+    assert the_map["outlines"] >= 3, the_map  # land, countries, coastlines
+    violations = axe_violations(page)
+    assert not violations, describe_violations(page.url, violations)
+    return charts
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_demo_operation_draws_its_charts_offline(app, browsing, lang):
+    operation = demo_operation(app)
+    page = browsing.open(viewport={"width": 1280, "height": 900})
+    page.goto(f"/operations/{operation}?lang={lang}")
+    charts = check_charts(page, ["deaths_by_side", "timeline", "map"])
+    # The demo's places have no coordinates: the map says so rather than inventing any.
+    assert charts[2]["points"] == 0
+    assert ("Not on the map" if lang == "en" else "Fuera del mapa") in charts[2]["caption"]
+    screenshot(page, f"operation-dashboard-{lang}")
+
+
+@pytest.mark.parametrize("group_by", ["operation", "month"])
+def test_the_indicators_page_draws_every_chart_offline(app, factory, browsing, group_by):
+    demo_operation(app)
+    event = factory.published_event(
+        title="Enfrentamiento en Las Tejerías",
+        place_id=factory.place(admin1="Aragua", latitude=10.25, longitude=-67.17),
+    )
+    factory.casualty_count(event, factory.source(), count=12)
+    page = browsing.open(viewport={"width": 1280, "height": 900})
+    for lang in LANGS:
+        page.goto(f"/indicators?group_by={group_by}&lang={lang}")
+        charts = check_charts(page, ["deaths_by_side", "timeline", "lethality", "map"])
+        assert charts[3]["points"] == 1  # the one event with coordinates
+        screenshot(page, f"indicators-{group_by}-{lang}")
+
+
+def test_a_chart_is_saved_as_a_png_without_leaving_the_machine(app, browsing):
+    operation = demo_operation(app)
+    page = browsing.open(accept_downloads=True)
+    page.goto(f"/operations/{operation}?lang=en")
+    drawn_charts(page)
+    page.hover("#chart-deaths_by_side")
+    with page.expect_download() as download:
+        page.click('#chart-deaths_by_side .modebar-btn[data-title="Download plot as a PNG"]')
+    saved = download.value
+    assert saved.suggested_filename == f"constancia-operation-{operation}-deaths_by_side.png"
+    with open(saved.path(), "rb") as picture:
+        assert picture.read(8) == PNG_SIGNATURE
+    # No button of the chart sends it anywhere.
+    titles = page.locator("#chart-deaths_by_side .modebar-btn").evaluate_all(
+        "buttons => buttons.map(b => b.getAttribute('data-title'))"
+    )
+    assert not [t for t in titles if "Share" in t or "cloud" in t.lower()], titles

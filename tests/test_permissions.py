@@ -32,6 +32,7 @@ CHANGE = {
     "casualty-counts": {"count": 14},
     "sources": {"publisher": "Efecto Cocuyo"},
     "citations": {"locator": "párrafo 3"},
+    "context-figures": {"homicides": 1_432},
 }
 RESOURCES = tuple(MINIMAL)
 

@@ -25,6 +25,7 @@ CHANGE = {
     "casualty-counts": {"count": 16},
     "sources": {"publisher": "PROVEA"},
     "citations": {"locator": "p. 3"},
+    "context-figures": {"notes": "Proyección del INE"},
 }
 
 

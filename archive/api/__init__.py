@@ -43,7 +43,7 @@ def end_writes(exc):
 
 
 def init_app(app: Flask) -> None:
-    from . import errors, files, openapi, views  # noqa: F401  (routes register on import)
+    from . import errors, exports, files, indicators, openapi, views  # noqa: F401  (routes register)
 
     errors.register(app)
     app.register_blueprint(bp)

@@ -311,6 +311,207 @@ def _add_files(spec: APISpec) -> None:
     )
 
 
+_RANGE = {"type": "number", "nullable": True}
+INDICATOR = {
+    "type": "object",
+    "required": ["best", "low", "high", "threshold", "exceeds", "reason", "events", "sources"],
+    "properties": {
+        "best": _RANGE,
+        "low": _RANGE,
+        "high": _RANGE,
+        "threshold": {
+            "type": "number",
+            "nullable": True,
+            "description": "The literature's threshold, where there is one (see /methodology).",
+        },
+        "exceeds": {"type": "boolean", "nullable": True},
+        "reason": {
+            "type": "string",
+            "nullable": True,
+            "description": "Why the figure is undefined (null), e.g. 'no agents killed'.",
+        },
+        "events": {"type": "integer", "description": "Events behind the figure."},
+        "sources": {"type": "integer", "description": "Sources behind it that you may see."},
+    },
+}
+
+
+def _add_indicators(spec: APISpec) -> None:
+    from .. import indicators
+
+    spec.components.schema("Indicator", INDICATOR)
+    figures = {
+        "type": "object",
+        "properties": {
+            key: {"$ref": "#/components/schemas/Indicator"} for key in indicators.INDICATOR_KEYS
+        },
+    }
+    spec.components.schema("Indicators", figures)
+    drafts = {
+        "in": "query",
+        "name": "include_drafts",
+        "schema": {"type": "boolean"},
+        "description": "Count unverified events too (staff only); the answer says what was used.",
+    }
+    header = {"method_version": {"type": "string"}, "include_drafts": {"type": "boolean"}}
+    spec.path(
+        "/api/v1/operations/{operation_id}/indicators",
+        operations={
+            "get": {
+                "tags": ["indicators"],
+                "summary": "An operation's asymmetry indicators, each with its range",
+                "parameters": [_id_parameter("operation_id"), drafts],
+                "responses": {
+                    "200": {
+                        "description": "The indicators of DOMAIN.md section 4",
+                        "content": _json(
+                            {
+                                "type": "object",
+                                "properties": {**header, "indicators": figures},
+                            }
+                        ),
+                    },
+                    **{c: _error(c) for c in ("401", "404", "422")},
+                },
+            }
+        },
+    )
+    group = {
+        "type": "object",
+        "properties": {
+            "key": {"nullable": True, "description": "2015 for a year, '2015-07' for a month"},
+            "label": {"type": "string"},
+            "indicators": figures,
+        },
+    }
+    spec.path(
+        "/api/v1/indicators",
+        operations={
+            "get": {
+                "tags": ["indicators"],
+                "summary": "Indicators per operation, force, region or period",
+                "parameters": [
+                    {
+                        "in": "query",
+                        "name": "group_by",
+                        "schema": {"type": "string", "enum": list(indicators.GROUPINGS)},
+                    },
+                    drafts,
+                    *(
+                        p
+                        for p in _list_parameters(RESOURCES["events"])
+                        if p["name"] not in ("page", "per_page", "sort")
+                    ),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "Each group's indicators and the total",
+                        "content": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    **header,
+                                    "group_by": {"type": "string"},
+                                    "groups": {"type": "array", "items": group},
+                                    "total": figures,
+                                },
+                            }
+                        ),
+                    },
+                    **{c: _error(c) for c in ("401", "422")},
+                },
+            }
+        },
+    )
+
+
+def _add_exports(spec: APISpec) -> None:
+    from .. import codebook, exports, indicators
+
+    # Each export takes its list's filters; one parameter per name, saying which take it.
+    takers: dict[str, list[str]] = {}
+    schemas: dict[str, dict] = {}
+    for what in codebook.RECORD_EXPORTS:
+        for name, spec_filter in RESOURCES[what].filters.items():
+            takers.setdefault(name, []).append(what)
+            schemas.setdefault(name, spec_filter.openapi)
+    for name, schema in (
+        ("group_by", {"type": "string", "enum": list(indicators.GROUPINGS)}),
+        ("include_drafts", {"type": "boolean"}),
+    ):
+        takers[name], schemas[name] = ["indicators"], schema
+    for name in RESOURCES["events"].filters:
+        takers.setdefault(name, []).append("indicators")
+    filters = [
+        {
+            "in": "query",
+            "name": name,
+            "schema": schemas[name],
+            "description": f"Filter of: {', '.join(takers[name])} (as in their lists).",
+        }
+        for name in sorted(takers)
+    ]
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    spec.path(
+        "/api/v1/exports",
+        operations={
+            "get": {
+                "tags": ["exports"],
+                "summary": "The exports there are, with their addresses",
+                "responses": {"200": {"description": "{exports: {name: url}, formats, codebook}"}},
+            }
+        },
+    )
+    spec.path(
+        "/api/v1/exports/{what}",
+        operations={
+            "get": {
+                "tags": ["exports"],
+                "summary": "A list, or the grouped indicators, as CSV, XLSX or JSON",
+                "description": "Every row the list gives you (not one page), one per record by "
+                "id, with the record's permanent address in `url`; lists in a cell as "
+                "'12:perpetrator; 15:target'. CSV is UTF-8 with a byte-order mark; JSON is an "
+                "array of rows; XLSX holds the table and a `codebook` sheet. The indicators "
+                "export has one row per group and indicator. Each export is audited. The "
+                "columns are described at /codebook.",
+                "parameters": [
+                    {
+                        "in": "path",
+                        "name": "what",
+                        "required": True,
+                        "schema": {"type": "string", "enum": list(codebook.EXPORTS)},
+                    },
+                    {
+                        "in": "query",
+                        "name": "format",
+                        "schema": {
+                            "type": "string",
+                            "enum": list(exports.FORMATS),
+                            "default": exports.DEFAULT_FORMAT,
+                        },
+                    },
+                    {
+                        "in": "query",
+                        "name": "columns",
+                        "schema": {"type": "string"},
+                        "description": "Comma-separated columns, in the order wanted "
+                        "(default: all the reader may get).",
+                    },
+                    *filters,
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The export, as an attachment named "
+                        "constancia-<what>-YYYYMMDD.<format>",
+                        "content": {media: binary for media in exports.FORMATS.values()},
+                    },
+                    **{c: _error(c) for c in ("401", "404", "422")},
+                },
+            }
+        },
+    )
+
+
 @cache
 def build_spec() -> dict:
     plugin = MarshmallowPlugin()
@@ -343,6 +544,8 @@ def build_spec() -> dict:
     for resource in RESOURCES.values():
         _add_resource(spec, resource)
     _add_files(spec)
+    _add_indicators(spec)
+    _add_exports(spec)
     spec.path(
         "/api/v1/audit",
         operations={

@@ -113,7 +113,7 @@ def web_error_page(exc: HTTPException):
 
 
 def init_app(app: Flask) -> None:
-    from . import auth, edit, i18n, pages, review, security  # noqa: F401  (routes register)
+    from . import auth, edit, i18n, indicator_pages, pages, review, security  # noqa: F401
 
     security.init_app(app)
     i18n.init_app(app)

@@ -61,6 +61,8 @@ def record_page(name: str, record) -> str:
         return url_for(endpoint, **{key: record.id})
     if name in ("victims", "casualty-counts"):
         return url_for("web.event", event_id=record.event_id)
+    if name == "context-figures":
+        return url_for("web.context_figures")
     if name == "citations":
         if record.event_id:
             return url_for("web.event", event_id=record.event_id)

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from .. import access
+from ..context_figures import parse_count
 from ..extensions import db
 from ..models import Actor, Event, Operation, Place, Source
 
@@ -140,6 +141,23 @@ FORMS: dict[str, list[Field]] = {
         Field("locator", _l("Locator (page, paragraph, time)")),
         Field("credibility", _l("Credibility of the information"), "choice", "credibility"),
     ],
+    "context-figures": [
+        Field("country", _l("Country (ISO code)"), required=True, help=_l("For example VE.")),
+        Field("admin1", _l("State"), required=True),
+        Field("admin2", _l("Municipality"), help=_l("Leave empty for the whole state.")),
+        Field("year", _l("Year"), "integer", required=True),
+        Field(
+            "population",
+            _l("Population"),
+            "count",
+            help=_l(
+                "Give the population, the homicides or both; 1.234.567 and 1,234,567 read alike."
+            ),
+        ),
+        Field("homicides", _l("Homicides"), "count"),
+        Field("source_id", _l("Source of the figures"), "ref", "sources", required=True),
+        Field("notes", _l("Notes"), "textarea", wide=True),
+    ],
 }
 
 # A citation form may create the source it cites in the same step.
@@ -198,6 +216,11 @@ def _convert(f: Field, value: str):
     if f.kind in ("integer", "ref"):
         try:
             return int(value)
+        except ValueError:
+            raise ValueError(str(_l("Enter a whole number."))) from None
+    if f.kind == "count":
+        try:
+            return parse_count(value)
         except ValueError:
             raise ValueError(str(_l("Enter a whole number."))) from None
     if f.kind == "number":

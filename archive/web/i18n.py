@@ -161,6 +161,7 @@ LABELS = {
         "deactivate_user": _l("Account deactivated"),
         "issue_token": _l("API token issued"),
         "revoke_token": _l("API token revoked"),
+        "export": _l("Export"),
     },
     "resource": {
         "events": _l("Events"),
@@ -171,6 +172,8 @@ LABELS = {
         "casualty-counts": _l("Casualty figures"),
         "sources": _l("Sources"),
         "citations": _l("Citations"),
+        "indicators": _l("Indicators"),
+        "context-figures": _l("Context figures"),
     },
     "role": {
         "viewer": _l("Viewer"),
@@ -292,6 +295,20 @@ MESSAGES = [
         ),
     ),
     (r"(?P<what>[\w ]+) (?P<id>\d+) is not deleted\.", _l("This record is not deleted.")),
+    (
+        r"Context figure (?P<id>\d+) is already the figure for (?P<region>.+) in "
+        r"(?P<year>\d+); change that one instead\.",
+        _l(
+            "Record %(id)s is already the figure for %(region)s in %(year)s: change that one "
+            "instead."
+        ),
+    ),
+    (r"Give population, homicides or both\.", _l("Give the population, the homicides or both.")),
+    (r"Must not be empty\.", _l("This field is required.")),
+    (
+        r"Source (?P<id>\d+) of this figure is deleted; restore it first\.",
+        _l("The source of this figure (%(id)s) is deleted: restore it first."),
+    ),
     (
         r"The file name must be at most (?P<n>\d+) characters, without NUL\.",
         _l("The file name is too long."),

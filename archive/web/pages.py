@@ -8,7 +8,7 @@ from flask import abort, current_app, render_template, request
 from marshmallow import ValidationError
 from sqlalchemy import or_, select
 
-from .. import access, records
+from .. import access, codebook, records
 from ..extensions import db
 from ..models import Actor, Citation, Event, EventActor, Operation, Place, Source
 from ..resources import RESOURCES
@@ -260,6 +260,23 @@ def sources():
     return render_template("sources.html", result=result, pages=_pages(result))
 
 
+@bp.get("/context-figures")
+def context_figures():
+    result = _listed("context-figures", "admin1,-year", per_page=100)
+    sources = {
+        s.id: s
+        for s in db.session.scalars(
+            select(Source).where(
+                Source.id.in_({f.source_id for f in result.items}),
+                access.source_usable(access.acting_user()),
+            )
+        )
+    }
+    return render_template(
+        "context_figures.html", result=result, pages=_pages(result), sources=sources
+    )
+
+
 @bp.get("/sources/<int:source_id>")
 def source(source_id: int):
     user = access.acting_user()
@@ -280,4 +297,27 @@ def source(source_id: int):
         counts=counts,
         events=events,
         cite=cite_block(record.title),
+    )
+
+
+# --- Codebook --------------------------------------------------------------------------------
+
+
+@bp.get("/codebook")
+def codebook_page():
+    """What every column of every export means (the XLSX codebook sheet, as a page)."""
+    what = request.args.get("what")
+    if what is not None and what not in codebook.EXPORTS:
+        abort(404)
+    shown = (what,) if what else codebook.EXPORTS
+    from .. import indicators
+
+    return render_template(
+        "codebook.html",
+        what=what,
+        exports=codebook.EXPORTS,
+        tables={name: codebook.columns(name) for name in shown},
+        label_kinds=codebook.LABEL_KINDS,
+        layout=codebook.INDICATOR_LAYOUT,
+        method_version=indicators.METHOD_VERSION,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, g, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -22,6 +22,13 @@ CONTENT_SECURITY_POLICY = "; ".join(
     )
 )
 
+# Pages that draw charts: plotly.js saves a chart as a picture by drawing it into an <img> from
+# a blob: URL it has just made itself, so those pages (and only those) admit blob: images.
+# Its style rules come as files (archive/web/plotly_assets.py), so style-src stays 'self'.
+CHART_PAGE_POLICY = CONTENT_SECURITY_POLICY.replace(
+    "img-src 'self' data:", "img-src 'self' data: blob:"
+)
+
 HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -38,7 +45,15 @@ class SessionInterface(SecureCookieSessionInterface):
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
 
 
+def allow_chart_pictures() -> str:
+    """Mark this response as a page with charts (see CHART_PAGE_POLICY); renders as ""."""
+    g.chart_pictures = True
+    return ""
+
+
 def add_headers(response):
+    if g.get("chart_pictures"):
+        response.headers.setdefault("Content-Security-Policy", CHART_PAGE_POLICY)
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
     return response
