@@ -355,29 +355,36 @@ def _event_quantities(events):
         .group_by(*(both.c[c] for c in cell))
         .subquery("cells")
     )
-    quantity = _quantity_case(cells.c.affiliation, cells.c.outcome, cells.c.caused_by)
     agent = cells.c.affiliation == "state_agent"
     # Agents recorded as off duty leave the agents' cells and are reported apart.
     less = case((agent, cells.c.off), else_=0)
-    bounds = {
-        bound: case(
-            (cells.c[column].is_(None), cells.c.n), else_=_greater(cells.c.n, cells.c[column])
-        )
-        - less
-        for bound, column in (("low", "r_min"), ("best", "r_median"), ("high", "r_max"))
-    }
+    # Each cell's quantity and bounds, computed once per cell (not once per output column).
+    ranged = select(
+        cells.c.event_id,
+        _quantity_case(cells.c.affiliation, cells.c.outcome, cells.c.caused_by).label("quantity"),
+        *(
+            (
+                case(
+                    (cells.c[column].is_(None), cells.c.n),
+                    else_=_greater(cells.c.n, cells.c[column]),
+                )
+                - less
+            ).label(bound)
+            for bound, column in (("low", "r_min"), ("best", "r_median"), ("high", "r_max"))
+        ),
+        case((and_(agent, cells.c.outcome == "killed"), cells.c.off), else_=0).label("akoff"),
+    ).subquery("ranged")
     columns = []
     for name in QUANTITY_CELLS:
-        for bound, value in bounds.items():
+        for bound in BOUNDS:
             columns.append(
-                func.coalesce(func.sum(case((quantity == name, value), else_=0)), 0).label(
-                    f"{name}_{bound}"
-                )
+                func.coalesce(
+                    func.sum(case((ranged.c.quantity == name, ranged.c[bound]), else_=0)), 0
+                ).label(f"{name}_{bound}")
             )
-        columns.append(func.max(case((quantity == name, 1), else_=0)).label(f"has_{name}"))
-    off_killed = and_(agent, cells.c.outcome == "killed")
-    columns.append(func.sum(case((off_killed, cells.c.off), else_=0)).label("akoff"))
-    return select(cells.c.event_id, *columns).group_by(cells.c.event_id).subquery("quantities")
+        columns.append(func.max(case((ranged.c.quantity == name, 1), else_=0)).label(f"has_{name}"))
+    columns.append(func.sum(ranged.c.akoff).label("akoff"))
+    return select(ranged.c.event_id, *columns).group_by(ranged.c.event_id).subquery("quantities")
 
 
 EVENT_COLUMNS = (
