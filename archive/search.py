@@ -29,6 +29,7 @@ one document per live record, built from what each audience may read (DOMAIN.md 
 
 from __future__ import annotations
 
+import atexit
 import calendar
 import contextlib
 import datetime as dt
@@ -44,7 +45,7 @@ import shutil
 import threading
 import unicodedata
 import warnings
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -656,6 +657,10 @@ class SearchIndex:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def close(self) -> None:
+        with self._lock:
+            self._reset()
+
     def _reset(self) -> None:
         if self._searcher is not None:
             with contextlib.suppress(Exception):
@@ -830,8 +835,11 @@ class SearchIndex:
         return report
 
 
-_INDEXES: dict[str, SearchIndex] = {}
+# One per index folder in this process; a few at most (tests make one per app), the oldest
+# closed when another is opened, and all of them at exit.
+_INDEXES: OrderedDict[str, SearchIndex] = OrderedDict()
 _INDEXES_LOCK = threading.Lock()
+KEEP_OPEN = 4
 
 
 def index_for(app) -> SearchIndex:
@@ -840,7 +848,17 @@ def index_for(app) -> SearchIndex:
         found = _INDEXES.get(path)
         if found is None:
             found = _INDEXES[path] = SearchIndex(path)
+            while len(_INDEXES) > KEEP_OPEN:
+                _INDEXES.popitem(last=False)[1].close()
+        _INDEXES.move_to_end(path)
         return found
+
+
+@atexit.register
+def _close_all() -> None:
+    with _INDEXES_LOCK:
+        while _INDEXES:
+            _INDEXES.popitem()[1].close()
 
 
 # --- Queries --------------------------------------------------------------------------------
