@@ -668,11 +668,13 @@ class SearchIndex:
         self._ix = self._searcher = None
         self._columns = {}
 
-    def open(self, engine: Engine):
-        """The index, rebuilt from the database first if it is missing or unreadable."""
+    def open(self, engine: Engine, fill: bool = True):
+        """The index, rebuilt from the database first if it is missing or unreadable (or
+        created empty, for a caller about to fill it, when `fill` is False)."""
         with self._lock:
-            if self._ix is not None:
+            if self._ix is not None and os.path.isdir(self.path):
                 return self._ix
+            self._reset()
             ix = self._try_open()
             if ix is None:
                 with self._rebuild_lock():
@@ -681,13 +683,14 @@ class SearchIndex:
                         shutil.rmtree(self.path, ignore_errors=True)
                         os.makedirs(self.path)
                         ix = self._storage().create_index(SCHEMA)
-                        self._fill(ix, engine, timeout=60.0)
+                        if fill:
+                            self._fill(ix, engine, timeout=60.0)
             self._ix = ix
             return ix
 
     def exists_cheaply(self) -> bool:
         """Whether there is an index to keep in step (a look at the folder, nothing read)."""
-        return self._ix is not None or (os.path.isdir(self.path) and self._storage().index_exists())
+        return os.path.isdir(self.path) and self._storage().index_exists()
 
     def exists(self) -> bool:
         return self._try_open() is not None
@@ -732,9 +735,8 @@ class SearchIndex:
 
     def reindex(self, engine: Engine, progress=None) -> int:
         with self._lock:
-            ix = self.open(engine)
-            total = self._fill(ix, engine, timeout=120.0, progress=progress)
-            return total
+            ix = self.open(engine, fill=False)
+            return self._fill(ix, engine, timeout=120.0, progress=progress)
 
     def apply_pending(self, engine: Engine, wait: bool) -> bool:
         """Apply the outbox; answer False when another process holds the writer (its rows
@@ -826,8 +828,8 @@ class SearchIndex:
                 for chunk in _chunks(ids):
                     for doc in BUILDERS[kind](session, chunk).values():
                         expected[doc["key"]] = doc["digest"]
-        with self.searcher(engine).reader() as reader:
-            found = {s["key"]: s.get("digest") for s in reader.all_stored_fields()}
+        reader = self.searcher(engine).reader()  # the reused searcher's: not closed here
+        found = {s["key"]: s.get("digest") for s in reader.all_stored_fields()}
         report.checked = len(expected)
         report.missing = sorted(set(expected) - set(found))
         report.extra = sorted(set(found) - set(expected))
@@ -1155,12 +1157,15 @@ def _score(value: Any) -> float:
     return round(float(value or 0.0), 4)
 
 
-def search(session: Session, user, params: Mapping[str, str]) -> dict[str, Any]:
-    """Search the archive as `user` may read it: the API's JSON answer.
+@dataclass
+class Prepared:
+    params: Params
+    staff: bool
+    user_query: query.Query
+    full: query.Query
 
-    Raises marshmallow's ValidationError naming the parameter for bad input, including a
-    query that does not parse.
-    """
+
+def _prepare(user, params: Mapping[str, str]) -> Prepared:
     config = current_app.config
     p = parse_params(params, config["API_DEFAULT_PER_PAGE"], config["API_MAX_PER_PAGE"])
     staff = access.is_staff(user)
@@ -1184,18 +1189,55 @@ def search(session: Session, user, params: Mapping[str, str]) -> dict[str, Any]:
         full = query.And(required) if len(required) > 1 else required[0]
     else:
         full = query.And([user_query, *required])
+    return Prepared(p, staff, user_query, full)
 
+
+def _recovering(session: Session, work: Callable[[SearchIndex, Engine], Any]) -> Any:
     engine = session.get_bind()
     holder = index_for(current_app)
     try:
-        return _run(holder, engine, p, staff, user_query, full)
+        return work(holder, engine)
     except Exception:  # an index broken on disk: rebuilt from the database, asked again
         log.exception("The search index failed; rebuilding it from the database.")
         holder.discard(engine)
-        return _run(holder, engine, p, staff, user_query, full)
+        return work(holder, engine)
 
 
-def _run(holder: SearchIndex, engine: Engine, p: Params, staff: bool, user_query, full) -> dict:
+def search(session: Session, user, params: Mapping[str, str]) -> dict[str, Any]:
+    """Search the archive as `user` may read it: the API's JSON answer.
+
+    Raises marshmallow's ValidationError naming the parameter for bad input, including a
+    query that does not parse.
+    """
+    prepared = _prepare(user, params)
+    return _recovering(session, lambda holder, engine: _run(holder, engine, prepared))
+
+
+def matching_records(session: Session, user, params: Mapping[str, str]) -> list[tuple[str, int]]:
+    """Every record the same search finds, in its order, as (type, id), ignoring `page` and
+    `per_page`: what a download of "exactly the records found" holds."""
+    prepared = _prepare(user, params)
+
+    def work(holder: SearchIndex, engine: Engine) -> list[tuple[str, int]]:
+        holder.apply_pending(engine, wait=True)
+        searcher = holder.searcher(engine)
+        if isinstance(prepared.full, type(query.NullQuery)):
+            return []
+        hits = _hits(searcher, prepared, None)
+        return [(hit["type"], hit["rid"]) for hit in hits]
+
+    return _recovering(session, work)
+
+
+def _hits(searcher, prepared: Prepared, limit: int | None):
+    if prepared.params.sort == "-date":
+        order = [sorting.FieldFacet("start", reverse=True), sorting.ScoreFacet()]
+        return searcher.search(prepared.full, limit=limit, sortedby=order)
+    return searcher.search(prepared.full, limit=limit)
+
+
+def _run(holder: SearchIndex, engine: Engine, prepared: Prepared) -> dict:
+    p, full = prepared.params, prepared.full
     holder.apply_pending(engine, wait=True)
     searcher = holder.searcher(engine)
     empty = isinstance(full, type(query.NullQuery))
@@ -1215,15 +1257,8 @@ def _run(holder: SearchIndex, engine: Engine, p: Params, staff: bool, user_query
     offset = (p.page - 1) * p.per_page
     if docs and offset < len(docs):
         limit = offset + p.per_page
-        if p.sort == "-date":
-            hits = searcher.search(
-                full,
-                limit=limit,
-                sortedby=[sorting.FieldFacet("start", reverse=True), sorting.ScoreFacet()],
-            )
-        else:
-            hits = searcher.search(full, limit=limit)
-        exact, stemmed = _highlight_terms(user_query, searcher.reader())
+        hits = _hits(searcher, prepared, limit)
+        exact, stemmed = _highlight_terms(prepared.user_query, searcher.reader())
         for hit in list(hits)[offset:limit]:
             stored = hit.fields()
             items.append(
@@ -1231,7 +1266,7 @@ def _run(holder: SearchIndex, engine: Engine, p: Params, staff: bool, user_query
                     "type": stored["type"],
                     "id": stored["rid"],
                     "title": stored.get("s_title") or "",
-                    "snippet": _snippet(stored, staff, exact, stemmed),
+                    "snippet": _snippet(stored, prepared.staff, exact, stemmed),
                     "score": _score(hit.score),
                 }
             )
