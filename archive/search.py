@@ -98,12 +98,14 @@ _STEM_EN = stemmer_for_language("en")
 _ACCENT_GUESSES = (("cion", "ción"), ("sion", "sión"), ("ias", "ías"), ("ia", "ía"))
 
 
+@functools.lru_cache(maxsize=200_000)
 def fold(text: str) -> str:
     """Compatibility-normalised, case-folded, without accents: "Tejerías" -> "tejerias"."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+@functools.lru_cache(maxsize=200_000)
 def _normal(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
@@ -174,8 +176,11 @@ def _content_words():
 EXACT = _content_words() | _Fold()
 STEMMED = _content_words() | _Stems()
 
-# The text fields: each is indexed twice, exact (`name`) and stemmed (`name_s`).
+# The text fields, indexed exact (`t_name`), and some stemmed too (`t_name_s`).
 TEXT_FIELDS = ("all", "title", "actor", "operation", "place", "victim", "file", "notes", "rvictim")
+# Those also indexed stemmed: the rest (names, places, file text, also inside `all`) are
+# searched by their exact, accent-folded words when a query names their field.
+STEMMED_FIELDS = frozenset({"all", "title", "notes", "rvictim"})
 # What a query may name, and the indexed fields each name searches for each audience.
 QUERY_FIELDS = ("all", "title", "actor", "operation", "place", "victim", "file", "notes")
 PUBLIC_TARGETS = {name: (name,) for name in QUERY_FIELDS if name != "notes"}
@@ -212,7 +217,10 @@ def _schema() -> fields.Schema:
     for name in TEXT_FIELDS:
         boost = 2.0 if name == "title" else 1.0
         schema.add(f"t_{name}", fields.TEXT(analyzer=EXACT, phrase=True, field_boost=boost))
-        schema.add(f"t_{name}_s", fields.TEXT(analyzer=STEMMED, phrase=False, field_boost=boost))
+        if name in STEMMED_FIELDS:
+            schema.add(
+                f"t_{name}_s", fields.TEXT(analyzer=STEMMED, phrase=False, field_boost=boost)
+            )
     return schema
 
 
@@ -280,7 +288,8 @@ def _document(kind: str, record_id: int, public: bool, **values: Any) -> dict[st
     for name, text in {**texts, "all": everything}.items():
         if text:
             doc[f"t_{name}"] = text
-            doc[f"t_{name}_s"] = text
+            if name in STEMMED_FIELDS:
+                doc[f"t_{name}_s"] = text
     doc["digest"] = hashlib.sha256(repr(sorted(doc.items())).encode()).hexdigest()
     return doc
 
@@ -801,6 +810,14 @@ class SearchIndex:
                         continue
             raise RuntimeError("The search index cannot be opened.")
 
+    def audience(self, searcher, value: str) -> set[int]:
+        """The documents of an audience, found once per searcher."""
+        key = f"audience:{value}"
+        found = self._columns.get(key)
+        if found is None:
+            found = self._columns[key] = set(searcher.docs_for_query(query.Term("public", value)))
+        return found
+
     def column(self, searcher, name: str) -> list:
         """A facet's value for every document, read once per searcher ("" where none)."""
         values = self._columns.get(name)
@@ -921,9 +938,12 @@ def _either(queries: list) -> query.Query:
 def _word_query(target: str, word: str, boost: float) -> query.Query | None:
     if word in STOP_WORDS:
         return None
-    exact = query.Term(f"t_{target}", fold(word), boost=boost)
-    stemmed = [query.Term(f"t_{target}_s", s, boost=boost * 0.8) for s in stems(word)]
-    return query.Or([exact, *stemmed])
+    if target not in STEMMED_FIELDS:
+        return query.Term(f"t_{target}", fold(word), boost=boost)
+    # The stemmed field alone: a word's stems include those of its accent-folded form, which
+    # any exact match shares, so an exact term would only add a posting list to merge.
+    variants = [query.Term(f"t_{target}_s", s, boost=boost) for s in stems(word)]
+    return variants[0] if len(variants) == 1 else query.Or(variants)
 
 
 def _on_fields(q: query.Query, staff: bool) -> query.Query:
@@ -1162,7 +1182,9 @@ class Prepared:
     params: Params
     staff: bool
     user_query: query.Query
-    full: query.Query
+    # Queries that only narrow (audience, type, facets, dates): applied as sets of documents,
+    # so they neither score nor keep Whoosh from skipping blocks that cannot make the page.
+    filters: list[query.Query]
 
 
 def _prepare(user, params: Mapping[str, str]) -> Prepared:
@@ -1170,26 +1192,23 @@ def _prepare(user, params: Mapping[str, str]) -> Prepared:
     p = parse_params(params, config["API_DEFAULT_PER_PAGE"], config["API_MAX_PER_PAGE"])
     staff = access.is_staff(user)
     user_query = parse_query(p.q, staff) if p.q else query.Every()
-    required: list[query.Query] = list(p.filters)
-    if not staff:
-        required.append(query.Term("public", "yes"))
+    filters: list[query.Query] = list(p.filters)
     if p.type:
-        required.append(query.Term("type", p.type))
+        filters.append(query.Term("type", p.type))
     if p.date_from:
-        required.append(query.NumericRange("last", _day(p.date_from), None))
+        filters.append(query.NumericRange("last", _day(p.date_from), None))
     if p.date_to:
-        required.append(query.NumericRange("start", NO_DATE + 1, _day(p.date_to)))
-    # Filters only narrow: they add nothing to a score (a zero boost would lose hits).
-    required = [query.ConstantScoreQuery(q, 0.0) for q in required]
-    if isinstance(user_query, type(query.NullQuery)):  # stop words alone: nothing to find
-        full = query.NullQuery
-    elif not required:
-        full = user_query
-    elif isinstance(user_query, query.Every):  # And() would normalise the filters away
-        full = query.And(required) if len(required) > 1 else required[0]
-    else:
-        full = query.And([user_query, *required])
-    return Prepared(p, staff, user_query, full)
+        filters.append(query.NumericRange("start", NO_DATE + 1, _day(p.date_to)))
+    return Prepared(p, staff, user_query, filters)
+
+
+def _allowed(holder: SearchIndex, searcher, prepared: Prepared) -> set[int] | None:
+    """The documents this search may return, before its words: None for all."""
+    allowed = None if prepared.staff else holder.audience(searcher, "yes")
+    for narrowing in prepared.filters:
+        found = set(searcher.docs_for_query(narrowing))
+        allowed = found if allowed is None else allowed & found
+    return allowed
 
 
 def _recovering(session: Session, work: Callable[[SearchIndex, Engine], Any]) -> Any:
@@ -1221,27 +1240,37 @@ def matching_records(session: Session, user, params: Mapping[str, str]) -> list[
     def work(holder: SearchIndex, engine: Engine) -> list[tuple[str, int]]:
         holder.apply_pending(engine, wait=True)
         searcher = holder.searcher(engine)
-        if isinstance(prepared.full, type(query.NullQuery)):
+        if isinstance(prepared.user_query, type(query.NullQuery)):
             return []
-        hits = _hits(searcher, prepared, None)
+        allowed = _allowed(holder, searcher, prepared)
+        hits = _hits(searcher, prepared, allowed, None)
         return [(hit["type"], hit["rid"]) for hit in hits]
 
     return _recovering(session, work)
 
 
-def _hits(searcher, prepared: Prepared, limit: int | None):
+def _hits(searcher, prepared: Prepared, allowed: set[int] | None, limit: int | None):
     if prepared.params.sort == "-date":
         order = [sorting.FieldFacet("start", reverse=True), sorting.ScoreFacet()]
-        return searcher.search(prepared.full, limit=limit, sortedby=order)
-    return searcher.search(prepared.full, limit=limit)
+        return searcher.search(prepared.user_query, limit=limit, sortedby=order, filter=allowed)
+    return searcher.search(prepared.user_query, limit=limit, filter=allowed)
 
 
 def _run(holder: SearchIndex, engine: Engine, prepared: Prepared) -> dict:
-    p, full = prepared.params, prepared.full
+    p = prepared.params
     holder.apply_pending(engine, wait=True)
     searcher = holder.searcher(engine)
-    empty = isinstance(full, type(query.NullQuery))
-    docs = [] if empty else sorted(searcher.docs_for_query(full))
+    if isinstance(prepared.user_query, type(query.NullQuery)):  # stop words alone
+        docs, allowed = [], set()
+    else:
+        allowed = _allowed(holder, searcher, prepared)
+        if isinstance(prepared.user_query, query.Every):
+            matched = allowed if allowed is not None else searcher.reader().all_doc_ids()
+        else:
+            matched = searcher.docs_for_query(prepared.user_query)
+            if allowed is not None:
+                matched = allowed.intersection(matched)
+        docs = sorted(matched)
     facets = {"type": _counts(holder.column(searcher, "type"), docs)}
     facets["operation"] = _counts(holder.column(searcher, "operation_id"), docs)
     actor_counts: Counter = Counter()
@@ -1257,7 +1286,7 @@ def _run(holder: SearchIndex, engine: Engine, prepared: Prepared) -> dict:
     offset = (p.page - 1) * p.per_page
     if docs and offset < len(docs):
         limit = offset + p.per_page
-        hits = _hits(searcher, prepared, limit)
+        hits = _hits(searcher, prepared, allowed, limit)
         exact, stemmed = _highlight_terms(prepared.user_query, searcher.reader())
         for hit in list(hits)[offset:limit]:
             stored = hit.fields()
