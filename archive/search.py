@@ -564,7 +564,8 @@ def _outbox_entries(obj: Any) -> set[tuple[str, int]]:
 @event.listens_for(Session, "after_flush")
 def _note_changes(session: Session, flush_context) -> None:
     entries: set[tuple[str, int]] = set()
-    for obj in (*session.new, *session.dirty, *session.deleted):
+    changed = [obj for obj in session.dirty if session.is_modified(obj)]
+    for obj in (*session.new, *changed, *session.deleted):
         if getattr(obj, "id", 0) is None:
             continue
         entries |= _outbox_entries(obj)
