@@ -45,12 +45,13 @@ import shutil
 import threading
 import unicodedata
 import warnings
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from flask import current_app, has_app_context
 from markupsafe import escape
 from marshmallow import ValidationError
@@ -59,9 +60,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, joinedload, selectinload
 from whoosh import fields, query, sorting, writing
 from whoosh.analysis import Filter, RegexTokenizer, StopFilter
+from whoosh.codec.whoosh3 import W3LeafMatcher
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import LockError
 from whoosh.lang import stemmer_for_language, stopwords_for_language
+from whoosh.matching.wrappers import FilterMatcher
 from whoosh.qparser import FieldsPlugin, FuzzyTermPlugin, QueryParser
 
 from . import access, database, vocab
@@ -86,6 +89,16 @@ log = logging.getLogger(__name__)
 TYPES = ("event", "operation", "actor", "source")
 FACETS = ("type", "operation", "actor", "admin1", "year", "event_type", "status")
 SORTS = ("relevance", "-date")
+# The index column each facet counts.
+FACET_COLUMNS = {
+    "type": "type",
+    "operation": "operation_id",
+    "actor": "actors",
+    "admin1": "admin1",
+    "year": "year",
+    "event_type": "event_type",
+    "status": "status",
+}
 MAX_QUERY_LENGTH = 1000
 SNIPPET_CHARS = 240
 
@@ -452,6 +465,10 @@ BUILDERS: dict[str, Callable[[Session, list[int]], dict[int, dict]]] = {
 }
 MODELS = {"event": Event, "operation": Operation, "actor": Actor, "source": Source}
 CHUNK = 500
+# Words whose documents a searcher keeps as sets.
+TERMS_KEPT = 256
+# Searches whose matches and facet counts a searcher keeps.
+SEARCHES_KEPT = 32
 
 
 def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
@@ -626,7 +643,7 @@ class SearchIndex:
         self._lock = threading.RLock()
         self._ix = None
         self._searcher = None
-        self._columns: dict[str, list] = {}
+        self._columns: dict[str, Any] = {}
 
     # Opening, and rebuilding when missing or corrupt.
 
@@ -819,18 +836,55 @@ class SearchIndex:
             found = self._columns[key] = set(searcher.docs_for_query(query.Term("public", value)))
         return found
 
-    def column(self, searcher, name: str) -> list:
-        """A facet's value for every document, read once per searcher ("" where none)."""
-        values = self._columns.get(name)
-        if values is None:
-            values = []
+    def counted(self, searcher, prepared: Prepared):
+        """_count's answer, kept for the searcher's life for the most recent searches: the
+        next page of a search, or the same search by another reader of the same audience,
+        costs only its page."""
+        key = (  # the query as typed: parsed the same way for the same audience
+            prepared.staff,
+            prepared.params.q,
+            tuple(sorted(map(repr, prepared.filters))),
+        )
+        with self._lock:
+            if searcher is not self._searcher:  # replaced meanwhile: its caches are not ours
+                return _count(self, searcher, prepared)
+            found = self._columns.setdefault("counted", OrderedDict())
+            answer = found.get(key)
+            if answer is None:
+                answer = found[key] = _count(self, searcher, prepared)
+                while len(found) > SEARCHES_KEPT:
+                    found.popitem(last=False)
+            else:
+                found.move_to_end(key)
+        allowed, docs, facets = answer
+        return allowed, docs, {name: dict(counts) for name, counts in facets.items()}
+
+    def term_docs(self, searcher, q: query.Term) -> set[int]:
+        """The documents holding a word, kept for the searcher's life (the most recent few
+        hundred words)."""
+        terms = self._columns.setdefault("terms", OrderedDict())
+        key = (q.fieldname, q.text)
+        found = terms.get(key)
+        if found is None:
+            found = terms[key] = frozenset(_term_docs(searcher, q))
+            while len(terms) > TERMS_KEPT:
+                terms.popitem(last=False)
+        else:
+            terms.move_to_end(key)
+        return found
+
+    def column(self, searcher, name: str) -> Facet:
+        """A facet's values, coded per document, read once per searcher."""
+        found = self._columns.get(name)
+        if found is None:
+            raw: list = []
             for leaf, _offset in searcher.reader().leaf_readers():
                 if leaf.has_column(name):
-                    values += list(leaf.column_reader(name, translate=True))
+                    raw += list(leaf.column_reader(name, translate=True))
                 else:
-                    values += [""] * leaf.doc_count_all()
-            self._columns[name] = values
-        return values
+                    raw += [""] * leaf.doc_count_all()
+            found = self._columns[name] = Facet.of(raw, several=name == "actors")
+        return found
 
     def drift(self, engine: Engine) -> Drift:
         report = Drift()
@@ -1166,11 +1220,56 @@ def _snippet(stored: Mapping[str, Any], staff: bool, exact: set[str], stemmed: s
     return _marked(stored.get("s_body") or stored.get("s_title") or "", exact, stemmed)[1]
 
 
-def _counts(values: list, docs: list[int]) -> dict[str, int]:
-    counted = Counter(map(values.__getitem__, docs))
-    counted.pop("", None)
-    counted.pop(None, None)
-    return {str(k): v for k, v in sorted(counted.items(), key=lambda kv: (-kv[1], str(kv[0])))}
+@dataclass
+class Facet:
+    """A facet's values for every document of a searcher, as numbers counted in bulk: code 0
+    is "no value", code i > 0 is `labels[i]`. A document with several values (an event's
+    actors) has one (doc, code) pair per value."""
+
+    labels: list[str]
+    codes: np.ndarray  # per document, when each has one value at most
+    pair_docs: np.ndarray | None = None  # per (doc, value) pair, when several
+    pair_codes: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, raw: list, several: bool) -> Facet:
+        numbers: dict[str, int] = {}
+        labels = [""]
+
+        def code(value: Any) -> int:
+            if value in (None, ""):
+                return 0
+            value = str(value)
+            found = numbers.get(value)
+            if found is None:
+                found = numbers[value] = len(labels)
+                labels.append(value)
+            return found
+
+        if not several:
+            return cls(labels, np.fromiter(map(code, raw), dtype=np.int32, count=len(raw)))
+        docs, codes = [], []
+        for doc, value in enumerate(raw):
+            for part in (value or "").split():
+                docs.append(doc)
+                codes.append(code(part))
+        return cls(
+            labels,
+            np.zeros(len(raw), dtype=np.int32),
+            np.array(docs, dtype=np.int64),
+            np.array(codes, dtype=np.int32),
+        )
+
+    def counts(self, docs: np.ndarray, key: Callable[[str], Any] = str) -> dict[str, int]:
+        """How many of `docs` (distinct document numbers) have each value, most first."""
+        if self.pair_docs is None:
+            found = np.bincount(self.codes[docs], minlength=len(self.labels))
+        else:
+            chosen = np.zeros(len(self.codes), dtype=bool)
+            chosen[docs] = True
+            found = np.bincount(self.pair_codes[chosen[self.pair_docs]], minlength=len(self.labels))
+        counted = [(self.labels[i], int(found[i])) for i in np.flatnonzero(found[1:]) + 1]
+        return dict(sorted(counted, key=lambda kv: (-kv[1], key(kv[0]))))
 
 
 def _score(value: Any) -> float:
@@ -1206,12 +1305,62 @@ def _prepare(user, params: Mapping[str, str]) -> Prepared:
     return Prepared(p, staff, user_query, filters)
 
 
+def _term_docs(searcher, q: query.Term) -> set[int]:
+    """The documents holding a term, read a posting block at a time (Whoosh's own walk steps
+    through them one by one, in Python)."""
+    found: set[int] = set()
+    for sub, offset in searcher.subsearchers or [(searcher, 0)]:
+        reader = sub.reader()
+        if (q.fieldname, q.text) not in reader:
+            continue
+        matcher = reader.postings(q.fieldname, q.text)
+        deleted = reader.deleted_docs_set if reader.has_deletions() else None
+        if isinstance(matcher, FilterMatcher):
+            matcher = matcher.child
+        ids: set[int] = set()
+        if isinstance(matcher, W3LeafMatcher):
+            while matcher.is_active():
+                if matcher._ids is None:
+                    matcher._read_ids()
+                ids.update(matcher._ids[matcher._i :])
+                matcher._next_block()
+        else:
+            ids.update(matcher.all_ids())
+        if deleted:
+            ids -= deleted
+        found.update(ids if not offset else (i + offset for i in ids))
+    return found
+
+
+def _docs(holder: SearchIndex, searcher, q: query.Query) -> set[int]:
+    """The documents a query matches, as a set: words and their and/or/not combined as sets
+    (each word's set kept per searcher); anything else (phrases, fuzzy words, ranges) as
+    Whoosh finds it."""
+    if isinstance(q, query.Term) and isinstance(q.text, str):
+        return holder.term_docs(searcher, q)
+    if isinstance(q, query.Or) and q.subqueries:
+        return set().union(*(_docs(holder, searcher, child) for child in q.subqueries))
+    if isinstance(q, query.And) and q.subqueries:
+        wanted = [c for c in q.subqueries if not isinstance(c, query.Not)]
+        unwanted = [c.query for c in q.subqueries if isinstance(c, query.Not)]
+        if wanted:
+            found = set(_docs(holder, searcher, wanted[0]))
+            for child in wanted[1:]:
+                found &= _docs(holder, searcher, child)
+            for child in unwanted:
+                found -= _docs(holder, searcher, child)
+            return found
+    if isinstance(q, query.AndNot):
+        return _docs(holder, searcher, q.a) - _docs(holder, searcher, q.b)
+    return set(searcher.docs_for_query(q))
+
+
 def _allowed(holder: SearchIndex, searcher, prepared: Prepared) -> set[int] | None:
     """The documents this search may return, before its words: None for all."""
     allowed = None if prepared.staff else holder.audience(searcher, "yes")
     for narrowing in prepared.filters:
-        found = set(searcher.docs_for_query(narrowing))
-        allowed = found if allowed is None else allowed & found
+        found = _docs(holder, searcher, narrowing)
+        allowed = set(found) if allowed is None else allowed & found
     return allowed
 
 
@@ -1260,35 +1409,36 @@ def _hits(searcher, prepared: Prepared, allowed: set[int] | None, limit: int | N
     return searcher.search(prepared.user_query, limit=limit, filter=allowed)
 
 
-def _run(holder: SearchIndex, engine: Engine, prepared: Prepared) -> dict:
-    p = prepared.params
-    holder.apply_pending(engine, wait=True)
-    searcher = holder.searcher(engine)
+def _count(holder: SearchIndex, searcher, prepared: Prepared):
+    """What a search may return before its words (None: everything), the documents it
+    matches, and their facet counts."""
     if isinstance(prepared.user_query, type(query.NullQuery)):  # stop words alone
-        docs, allowed = [], set()
+        matched, allowed = (), set()
     else:
         allowed = _allowed(holder, searcher, prepared)
         if isinstance(prepared.user_query, query.Every):
             matched = allowed if allowed is not None else searcher.reader().all_doc_ids()
         else:
-            matched = searcher.docs_for_query(prepared.user_query)
+            matched = _docs(holder, searcher, prepared.user_query)
             if allowed is not None:
                 matched = allowed.intersection(matched)
-        docs = sorted(matched)
-    facets = {"type": _counts(holder.column(searcher, "type"), docs)}
-    facets["operation"] = _counts(holder.column(searcher, "operation_id"), docs)
-    actor_counts: Counter = Counter()
-    actor_column = holder.column(searcher, "actors")
-    for value in map(actor_column.__getitem__, docs):
-        if value:
-            actor_counts.update(value.split())
-    facets["actor"] = dict(sorted(actor_counts.items(), key=lambda kv: (-kv[1], int(kv[0]))))
-    for name in ("admin1", "year", "event_type", "status"):
-        facets[name] = _counts(holder.column(searcher, name), docs)
+    docs = np.fromiter(matched, dtype=np.int64)
+    facets = {
+        name: holder.column(searcher, column).counts(docs, int if name == "actor" else str)
+        for name, column in FACET_COLUMNS.items()
+    }
+    return allowed, docs, facets
+
+
+def _run(holder: SearchIndex, engine: Engine, prepared: Prepared) -> dict:
+    p = prepared.params
+    holder.apply_pending(engine, wait=True)
+    searcher = holder.searcher(engine)
+    allowed, docs, facets = holder.counted(searcher, prepared)
 
     items = []
     offset = (p.page - 1) * p.per_page
-    if docs and offset < len(docs):
+    if offset < len(docs):
         limit = offset + p.per_page
         hits = _hits(searcher, prepared, allowed, limit)
         exact, stemmed = _highlight_terms(prepared.user_query, searcher.reader())
