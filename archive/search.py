@@ -1442,7 +1442,8 @@ def _run(holder: SearchIndex, engine: Engine, prepared: Prepared) -> dict:
         limit = offset + p.per_page
         hits = _hits(searcher, prepared, allowed, limit)
         exact, stemmed = _highlight_terms(prepared.user_query, searcher.reader())
-        for hit in list(hits)[offset:limit]:
+        # By position, never list(hits): that asks len(), which walks every match again.
+        for hit in (hits[i] for i in range(offset, min(limit, hits.scored_length()))):
             stored = hit.fields()
             items.append(
                 {
