@@ -1173,16 +1173,19 @@ def _highlight_terms(q: query.Query, reader) -> tuple[set[str], set[str]]:
     return exact, stemmed
 
 
+_WORD = re.compile(RegexTokenizer().expression.pattern)
+
+
 def _marked(text: str, exact: set[str], stemmed: set[str]) -> tuple[int, str]:
     """How many words of `text` the query matched, and an escaped window of it around the
     first, each matched word in <mark>."""
     spans = []
-    for token in RegexTokenizer()(text, chars=True):
-        word = _normal(token.text)
+    for token in _WORD.finditer(text):  # RegexTokenizer's words, without its Token objects
+        word = _normal(token.group())
         if word in STOP_WORDS:
             continue
         if fold(word) in exact or any(s in stemmed for s in stems(word)):
-            spans.append((token.startchar, token.endchar))
+            spans.append(token.span())
     if not text:
         return 0, ""
     first = spans[0][0] if spans else 0
