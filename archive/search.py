@@ -1,0 +1,1479 @@
+"""Full-text search over events, operations, actors and sources, with Whoosh (issue 8).
+
+The only module that imports Whoosh. The database stays the source of truth; the index holds
+one document per live record, built from what each audience may read (DOMAIN.md section 3):
+
+- Access inside the index. Each document says whether anonymous readers may see it
+  (`public`, decided by the same SQL conditions as the API, archive/access.py); their queries
+  are filtered on it inside Whoosh, so results, totals and facets all come from the same
+  filtered match set. Text only staff may read (internal notes, restricted victims'
+  identities) lives in fields of its own (`notes`, `rvictim`) that an anonymous query never
+  touches, and in a stored field snippets for anonymous readers are never built from.
+  Deleted records have no document at all.
+- Language. One chain for Spanish and English: Unicode NFKC, case folding, stop words of
+  both, then two fields per text: an accent-folded unstemmed one (exact words, phrases,
+  typo tolerance) and a stemmed one holding, at each position, the Spanish stem of the word
+  as written, of the word without accents and with its likely accents restored, and the
+  English stem (Spanish Snowball needs accents: "tejerias" alone never meets "Tejerías").
+  A query word matches either.
+- In step with the database. Changes of the records search shows are written, in their own
+  transaction, into the `search_outbox` table (session events on flush); after commit
+  whoever gets Whoosh's single writer lock without waiting applies the outbox, rebuilding
+  each named document from the committed database, and deletes the rows it applied. A
+  rolled-back change leaves no row; a busy lock leaves the rows for the next writer; a
+  search applies what is pending before it reads.
+- Speed. A searcher is kept per process and reused until the index changes; totals and facet
+  counts come from the unscored match set and per-document columns, never from scoring;
+  only the page asked for is scored and highlighted.
+"""
+
+from __future__ import annotations
+
+import atexit
+import calendar
+import contextlib
+import datetime as dt
+import fcntl
+import functools
+import gc
+import hashlib
+import html
+import logging
+import os
+import re
+import shutil
+import threading
+import unicodedata
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from flask import current_app, has_app_context
+from markupsafe import escape
+from marshmallow import ValidationError
+from sqlalchemy import delete, event, func, insert, inspect, or_, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, joinedload, selectinload
+from whoosh import fields, query, sorting, writing
+from whoosh.analysis import Filter, RegexTokenizer, StopFilter
+from whoosh.codec.whoosh3 import W3LeafMatcher
+from whoosh.filedb.filestore import FileStorage
+from whoosh.index import LockError
+from whoosh.lang import stemmer_for_language, stopwords_for_language
+from whoosh.matching.wrappers import FilterMatcher
+from whoosh.qparser import FieldsPlugin, FuzzyTermPlugin, QueryParser
+
+from . import access, database, vocab
+from .models import (
+    Actor,
+    CasualtyCount,
+    Citation,
+    ContextFigure,
+    Event,
+    EventActor,
+    Operation,
+    OperationActor,
+    Place,
+    SearchOutbox,
+    Source,
+    SourceFile,
+    Victim,
+)
+
+log = logging.getLogger(__name__)
+
+TYPES = ("event", "operation", "actor", "source")
+FACETS = ("type", "operation", "actor", "admin1", "year", "event_type", "status")
+SORTS = ("relevance", "-date")
+# The index column each facet counts.
+FACET_COLUMNS = {
+    "type": "type",
+    "operation": "operation_id",
+    "actor": "actors",
+    "admin1": "admin1",
+    "year": "year",
+    "event_type": "event_type",
+    "status": "status",
+}
+MAX_QUERY_LENGTH = 1000
+SNIPPET_CHARS = 240
+
+# --- Language -------------------------------------------------------------------------------
+
+_STEM_ES = stemmer_for_language("es")
+_STEM_EN = stemmer_for_language("en")
+# Accents a Spanish word typed without them most likely had, at its end, where the stemmer
+# looks: "operacion" -> "operación", "policias" -> "policías".
+_ACCENT_GUESSES = (("cion", "ción"), ("sion", "sión"), ("ias", "ías"), ("ia", "ía"))
+
+
+@functools.lru_cache(maxsize=200_000)
+def fold(text: str) -> str:
+    """Compatibility-normalised, case-folded, without accents: "Tejerías" -> "tejerias"."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@functools.lru_cache(maxsize=200_000)
+def _normal(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+STOP_WORDS = frozenset(
+    word
+    for language in ("es", "en")
+    for listed in stopwords_for_language(language)
+    for word in (_normal(listed), fold(listed))
+)
+
+
+@functools.lru_cache(maxsize=200_000)
+def stems(word: str) -> tuple[str, ...]:
+    """The stems a (lower-case) word is indexed and searched under, in both languages."""
+    folded = fold(word)
+    if folded.isdigit():
+        return (folded,)
+    guessed = next(
+        (
+            folded[: -len(end)] + accented
+            for end, accented in _ACCENT_GUESSES
+            if folded.endswith(end)
+        ),
+        folded,
+    )
+    found = (
+        fold(_STEM_ES(word)),
+        fold(_STEM_ES(folded)),
+        fold(_STEM_ES(guessed)),
+        fold(_STEM_EN(folded)),
+    )
+    return tuple(dict.fromkeys(found))
+
+
+class _Normalise(Filter):
+    def __call__(self, tokens):
+        for t in tokens:
+            t.text = _normal(t.text)
+            yield t
+
+
+class _Fold(Filter):
+    def __call__(self, tokens):
+        for t in tokens:
+            t.text = fold(t.text)
+            yield t
+
+
+class _Stems(Filter):
+    """Every stem of a word at the word's own position."""
+
+    def __call__(self, tokens):
+        for t in tokens:
+            for stem in stems(t.text):
+                t.text = stem
+                yield t
+
+
+def _words():
+    return RegexTokenizer() | _Normalise()
+
+
+def _content_words():
+    return _words() | StopFilter(stoplist=STOP_WORDS, minsize=1, renumber=True)
+
+
+EXACT = _content_words() | _Fold()
+STEMMED = _content_words() | _Stems()
+
+# The text fields, indexed exact (`t_name`), and some stemmed too (`t_name_s`).
+TEXT_FIELDS = ("all", "title", "actor", "operation", "place", "victim", "file", "notes", "rvictim")
+# Those also indexed stemmed: the rest (names, places, file text, also inside `all`) are
+# searched by their exact, accent-folded words when a query names their field.
+STEMMED_FIELDS = frozenset({"all", "title", "notes", "rvictim"})
+# What a query may name, and the indexed fields each name searches for each audience.
+QUERY_FIELDS = ("all", "title", "actor", "operation", "place", "victim", "file", "notes")
+PUBLIC_TARGETS = {name: (name,) for name in QUERY_FIELDS if name != "notes"}
+STAFF_TARGETS = {
+    **PUBLIC_TARGETS,
+    "all": ("all", "notes", "rvictim"),
+    "victim": ("victim", "rvictim"),
+    "notes": ("notes",),
+}
+
+
+def _schema() -> fields.Schema:
+    schema = fields.Schema(
+        key=fields.ID(unique=True, stored=True),
+        type=fields.ID(stored=True, sortable=True),
+        rid=fields.NUMERIC(int, bits=32, stored=True),
+        public=fields.ID(),
+        start=fields.NUMERIC(int, bits=32, sortable=True),
+        last=fields.NUMERIC(int, bits=32),
+        operation_id=fields.ID(sortable=True),
+        actor_id=fields.KEYWORD(),
+        actors=fields.ID(sortable=True),
+        admin1=fields.ID(sortable=True),
+        admin1_key=fields.ID(),
+        year=fields.ID(sortable=True),
+        event_type=fields.ID(sortable=True),
+        status=fields.ID(sortable=True),
+        s_title=fields.STORED(),
+        s_body=fields.STORED(),
+        s_file=fields.STORED(),
+        s_private=fields.STORED(),
+        digest=fields.STORED(),
+    )
+    for name in TEXT_FIELDS:
+        boost = 2.0 if name == "title" else 1.0
+        schema.add(f"t_{name}", fields.TEXT(analyzer=EXACT, phrase=True, field_boost=boost))
+        if name in STEMMED_FIELDS:
+            schema.add(
+                f"t_{name}_s", fields.TEXT(analyzer=STEMMED, phrase=False, field_boost=boost)
+            )
+    return schema
+
+
+SCHEMA = _schema()
+# Text fields as a query names them; parsed with words only, then expanded (see _on_fields).
+_PARSE_SCHEMA = fields.Schema(**{name: fields.TEXT(analyzer=_words()) for name in QUERY_FIELDS})
+
+
+def _parser() -> QueryParser:
+    parser = QueryParser("all", _PARSE_SCHEMA)
+    parser.remove_plugin_class(FieldsPlugin)
+    parser.add_plugin(FieldsPlugin(remove_unknown=False))
+    parser.add_plugin(FuzzyTermPlugin())
+    return parser
+
+
+PARSER = _parser()
+
+# --- Documents ------------------------------------------------------------------------------
+
+
+def _strip_html(text: str | None) -> str:
+    return html.unescape(re.sub(r"<[^>]*>", " ", text)) if text else ""
+
+
+def _join(*parts: Any) -> str:
+    return "\n".join(str(p) for p in parts if p)
+
+
+# The start of an undated record: it sorts last newest-first, and no date range reaches it.
+NO_DATE = 0
+
+
+def _day(value: dt.date | None) -> int | None:
+    return value.year * 10000 + value.month * 100 + value.day if value else None
+
+
+def _period_end(day: dt.date, precision: str | None) -> dt.date:
+    if precision == "year":
+        return dt.date(day.year, 12, 31)
+    if precision == "month":
+        return dt.date(day.year, day.month, calendar.monthrange(day.year, day.month)[1])
+    return day
+
+
+def _document(kind: str, record_id: int, public: bool, **values: Any) -> dict[str, Any]:
+    texts = {name: values.pop(name, "") or "" for name in TEXT_FIELDS if name != "all"}
+    body, files, private = (
+        values.pop("body", ""),
+        texts["file"],
+        _join(texts["notes"], texts["rvictim"]),
+    )
+    doc = {
+        "key": f"{kind}:{record_id}",
+        "type": kind,
+        "rid": record_id,
+        "public": "yes" if public else "no",
+        "s_title": texts["title"],
+        "s_body": body,
+        "s_file": files,
+        "s_private": private,
+        **{k: v for k, v in values.items() if v not in (None, "")},
+    }
+    everything = _join(texts["title"], body, files)
+    for name, text in {**texts, "all": everything}.items():
+        if text:
+            doc[f"t_{name}"] = text
+            if name in STEMMED_FIELDS:
+                doc[f"t_{name}_s"] = text
+    doc["digest"] = hashlib.sha256(repr(sorted(doc.items())).encode()).hexdigest()
+    return doc
+
+
+def _public_ids(session: Session, model, ids: list[int]) -> set[int]:
+    return set(
+        session.scalars(select(model.id).where(model.id.in_(ids), access.visible(model, None)))
+    )
+
+
+def _actor_names(session: Session, ids: Iterable[int]) -> dict[int, str]:
+    rows = session.execute(
+        select(Actor.id, Actor.name, Actor.acronym).where(Actor.id.in_(set(ids)))
+    )
+    return {i: _join(name, acronym) for i, name, acronym in rows}
+
+
+def _event_documents(session: Session, ids: list[int]) -> dict[int, dict]:
+    events = session.scalars(
+        select(Event)
+        .where(Event.id.in_(ids), Event.deleted_at.is_(None))
+        .options(selectinload(Event.actors), joinedload(Event.place), joinedload(Event.operation))
+    ).all()
+    public = _public_ids(session, Event, ids)
+    victims: dict[int, list[Victim]] = {}
+    for victim in session.scalars(
+        select(Victim).where(Victim.event_id.in_(ids), Victim.deleted_at.is_(None))
+    ):
+        victims.setdefault(victim.event_id, []).append(victim)
+    names = _actor_names(session, (a.actor_id for e in events for a in e.actors))
+    docs = {}
+    for e in events:
+        place = e.place if e.place is not None and e.place.deleted_at is None else None
+        places = (
+            _join(*(getattr(place, f) for f in ("locality", "admin3", "admin2", "admin1")))
+            if place
+            else ""
+        )
+        op = e.operation if e.operation is not None and e.operation.deleted_at is None else None
+        operation = _join(op.name, *(op.aliases or ())) if op else ""
+        actor_ids = sorted({a.actor_id for a in e.actors})
+        actors = _join(*(names.get(i) for i in actor_ids))
+        mine = victims.get(e.id, [])
+        open_victims = _join(*(_join(v.name, v.alias) for v in mine if not v.identity_restricted))
+        withheld = _join(*(_join(v.name, v.alias) for v in mine if v.identity_restricted))
+        start = e.start_date
+        end = e.end_date or e.start_date
+        end_precision = e.end_date_precision if e.end_date else e.date_precision
+        docs[e.id] = _document(
+            "event",
+            e.id,
+            e.id in public,
+            title=e.title,
+            body=_join(
+                _strip_html(e.description),
+                e.official_account,
+                places,
+                operation,
+                actors,
+                e.event_type.replace("_", " "),
+                open_victims,
+            ),
+            actor=actors,
+            operation=operation,
+            place=places,
+            victim=open_victims,
+            notes=e.internal_notes,
+            rvictim=withheld,
+            start=_day(start) or NO_DATE,
+            last=_day(_period_end(end, end_precision)) if end else None,
+            operation_id=str(op.id) if op else None,
+            actor_id=" ".join(map(str, actor_ids)),
+            actors=" ".join(map(str, actor_ids)),
+            admin1=place.admin1 if place else None,
+            admin1_key=fold(place.admin1) if place and place.admin1 else None,
+            year=str(start.year) if start else None,
+            event_type=e.event_type,
+            status=e.status,
+        )
+    return docs
+
+
+def _operation_documents(session: Session, ids: list[int]) -> dict[int, dict]:
+    operations = session.scalars(
+        select(Operation)
+        .where(Operation.id.in_(ids), Operation.deleted_at.is_(None))
+        .options(selectinload(Operation.actors))
+    ).all()
+    public = _public_ids(session, Operation, ids)
+    names = _actor_names(session, (a.actor_id for o in operations for a in o.actors))
+    docs = {}
+    for o in operations:
+        actors = _join(*(names.get(i) for i in sorted({a.actor_id for a in o.actors})))
+        end = o.end_date or o.start_date
+        end_precision = o.end_date_precision if o.end_date else o.date_precision
+        docs[o.id] = _document(
+            "operation",
+            o.id,
+            o.id in public,
+            title=o.name,
+            body=_join(*(o.aliases or ()), _strip_html(o.description), o.announced_by, actors),
+            operation=_join(o.name, *(o.aliases or ())),
+            actor=actors,
+            start=_day(o.start_date) or NO_DATE,
+            last=_day(_period_end(end, end_precision)) if end else None,
+        )
+    return docs
+
+
+def _actor_documents(session: Session, ids: list[int]) -> dict[int, dict]:
+    actors = session.scalars(select(Actor).where(Actor.id.in_(ids), Actor.deleted_at.is_(None)))
+    public = _public_ids(session, Actor, ids)
+    return {
+        a.id: _document(
+            "actor",
+            a.id,
+            a.id in public,
+            title=f"{a.name} ({a.acronym})" if a.acronym else a.name,
+            body=_join(a.acronym, a.kind.replace("_", " "), _strip_html(a.description)),
+            actor=_join(a.name, a.acronym),
+        )
+        for a in actors
+    }
+
+
+def _source_documents(session: Session, ids: list[int]) -> dict[int, dict]:
+    sources = session.scalars(select(Source).where(Source.id.in_(ids), Source.deleted_at.is_(None)))
+    public = _public_ids(session, Source, ids)
+    texts: dict[int, list[str]] = {}
+    for source_id, text in session.execute(
+        select(SourceFile.source_id, SourceFile.extracted_text)
+        .where(
+            SourceFile.source_id.in_(ids),
+            SourceFile.deleted_at.is_(None),
+            SourceFile.extracted_text.is_not(None),
+        )
+        .order_by(SourceFile.id)
+    ):
+        texts.setdefault(source_id, []).append(text)
+    return {
+        s.id: _document(
+            "source",
+            s.id,
+            s.id in public,
+            title=s.title,
+            body=_join(s.publisher, s.author, s.notes),
+            file=_join(*texts.get(s.id, ())),
+            start=_day(s.published_at) or NO_DATE,
+            last=_day(s.published_at),
+        )
+        for s in sources
+    }
+
+
+BUILDERS: dict[str, Callable[[Session, list[int]], dict[int, dict]]] = {
+    "event": _event_documents,
+    "operation": _operation_documents,
+    "actor": _actor_documents,
+    "source": _source_documents,
+}
+MODELS = {"event": Event, "operation": Operation, "actor": Actor, "source": Source}
+CHUNK = 500
+# Words whose documents a searcher keeps as sets.
+TERMS_KEPT = 256
+# Searches whose matches and facet counts a searcher keeps.
+SEARCHES_KEPT = 32
+
+
+def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    ids = sorted(ids)
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
+def _related(session: Session, wanted: dict[str, set[int]]) -> dict[str, set[int]]:
+    """What else to refresh: the events showing a renamed record; an event's operation and
+    the sources it rests on (whether anonymous readers see them follows the event)."""
+    docs = {kind: set(wanted.get(kind, ())) for kind in TYPES}
+    cascades = {
+        "operation_events": Event.operation_id,
+        "place_events": Event.place_id,
+    }
+    for kind, column in cascades.items():
+        for chunk in _chunks(wanted.get(kind, ())):
+            docs["event"] |= set(session.scalars(select(Event.id).where(column.in_(chunk))))
+    for chunk in _chunks(wanted.get("actor_events", ())):
+        docs["event"] |= set(
+            session.scalars(select(EventActor.event_id).where(EventActor.actor_id.in_(chunk)))
+        )
+    for chunk in _chunks(wanted.get("event", ())):
+        docs["operation"] |= {
+            i for i in session.scalars(select(Event.operation_id).where(Event.id.in_(chunk))) if i
+        }
+        victims = select(Victim.id).where(Victim.event_id.in_(chunk))
+        counts = select(CasualtyCount.id).where(CasualtyCount.event_id.in_(chunk))
+        docs["source"] |= set(
+            session.scalars(
+                select(Citation.source_id).where(
+                    or_(
+                        Citation.event_id.in_(chunk),
+                        Citation.victim_id.in_(victims),
+                        Citation.casualty_count_id.in_(counts),
+                    )
+                )
+            )
+        )
+        docs["source"] |= set(
+            session.scalars(
+                select(CasualtyCount.source_id).where(CasualtyCount.event_id.in_(chunk))
+            )
+        )
+    for chunk in _chunks(docs["operation"]):
+        docs["source"] |= set(
+            session.scalars(select(Citation.source_id).where(Citation.operation_id.in_(chunk)))
+        )
+    return docs
+
+
+def _all_ids(session: Session) -> dict[str, list[int]]:
+    return {
+        kind: list(session.scalars(select(model.id).where(model.deleted_at.is_(None))))
+        for kind, model in MODELS.items()
+    }
+
+
+# --- The outbox: changes noted in their own transaction -------------------------------------
+
+
+def _values(obj: Any, name: str) -> set[int]:
+    """The attribute's value now and before this flush."""
+    history = inspect(obj).attrs[name].history
+    return {v for v in (*history.added, *history.unchanged, *history.deleted) if v is not None}
+
+
+def _changed(obj: Any, *names: str) -> bool:
+    state = inspect(obj)
+    return state.deleted or any(state.attrs[n].history.has_changes() for n in names)
+
+
+def _outbox_entries(obj: Any) -> set[tuple[str, int]]:
+    if isinstance(obj, Event):
+        return {("event", obj.id)} | {("operation", i) for i in _values(obj, "operation_id")}
+    if isinstance(obj, EventActor | Victim):
+        return {("event", i) for i in _values(obj, "event_id")}
+    if isinstance(obj, CasualtyCount):
+        return {("event", i) for i in _values(obj, "event_id")} | {
+            ("source", i) for i in _values(obj, "source_id")
+        }
+    if isinstance(obj, Citation | ContextFigure | SourceFile):
+        entries = {("source", i) for i in _values(obj, "source_id")}
+        if isinstance(obj, Citation):
+            entries |= {("event", i) for i in _values(obj, "event_id")}
+            entries |= {("operation", i) for i in _values(obj, "operation_id")}
+        return entries
+    if isinstance(obj, Source):
+        return {("source", obj.id)}
+    if isinstance(obj, Operation):
+        entries = {("operation", obj.id)}
+        if _changed(obj, "name", "aliases", "deleted_at"):
+            entries.add(("operation_events", obj.id))
+        return entries
+    if isinstance(obj, OperationActor):
+        return {("operation", i) for i in _values(obj, "operation_id")}
+    if isinstance(obj, Actor):
+        entries = {("actor", obj.id)}
+        if _changed(obj, "name", "acronym"):
+            entries.add(("actor_events", obj.id))
+        return entries
+    if isinstance(obj, Place) and _changed(
+        obj, "locality", "admin3", "admin2", "admin1", "deleted_at"
+    ):
+        return {("place_events", obj.id)}
+    return set()
+
+
+@event.listens_for(Session, "after_flush")
+def _note_changes(session: Session, flush_context) -> None:
+    entries: set[tuple[str, int]] = set()
+    changed = [obj for obj in session.dirty if session.is_modified(obj)]
+    for obj in (*session.new, *changed, *session.deleted):
+        if getattr(obj, "id", 0) is None:
+            continue
+        entries |= _outbox_entries(obj)
+    if not entries:
+        return
+    now = dt.datetime.now(dt.UTC)
+    session.connection().execute(
+        insert(SearchOutbox.__table__),
+        [{"kind": k, "record_id": i, "created_at": now} for k, i in sorted(entries)],
+    )
+    session.info["search_outbox"] = True
+
+
+_applying: ContextVar[bool] = ContextVar("constancia_search_applying", default=False)
+
+
+@event.listens_for(Session, "after_commit")
+def _apply_after_commit(session: Session) -> None:
+    if not session.info.pop("search_outbox", False) or _applying.get():
+        return
+    if not has_app_context():
+        return
+    holder = index_for(current_app)
+    if not holder.exists_cheaply():
+        return  # built, with everything, by the first search or `flask search reindex`
+    try:
+        holder.apply_pending(session.get_bind(), wait=False)
+    except Exception:  # the change is committed; its outbox rows wait for the next writer
+        log.exception("Could not apply the search outbox; it stays queued.")
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_changes(session: Session) -> None:
+    session.info.pop("search_outbox", None)
+
+
+# --- The index ------------------------------------------------------------------------------
+
+
+@dataclass
+class Drift:
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    problem: str | None = None
+    checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.extra or self.stale or self.problem)
+
+
+class SearchIndex:
+    """One index folder as this process sees it: the open index and a reused searcher."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._lock = threading.RLock()
+        self._ix = None
+        self._searcher = None
+        self._columns: dict[str, Any] = {}
+
+    # Opening, and rebuilding when missing or corrupt.
+
+    def _storage(self) -> FileStorage:
+        # Read with plain reads, not mmap: a file truncated under a mapping kills the
+        # process (SIGBUS) where a read raises an error the index recovers from.
+        return FileStorage(self.path, supports_mmap=False)
+
+    def discard(self, engine: Engine) -> None:
+        """Throw away an index found unreadable and build it again from the database."""
+        with self._lock:
+            self._reset()
+            with self._rebuild_lock():
+                shutil.rmtree(self.path, ignore_errors=True)
+            self.open(engine)
+
+    def _try_open(self):
+        # Whoosh leaves the files of an index it cannot read open; they close, unwarned,
+        # when the error is dropped here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            try:
+                ix = self._storage().open_index()
+                ix.reader().close()
+                return ix
+            except Exception:  # missing, empty, or unreadable: rebuilt by the caller
+                pass
+            gc.collect()
+        return None
+
+    @contextlib.contextmanager
+    def _rebuild_lock(self):
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        with open(os.path.abspath(self.path) + ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        with self._lock:
+            self._reset()
+
+    def _reset(self) -> None:
+        if self._searcher is not None:
+            with contextlib.suppress(Exception):
+                self._searcher.close()
+        self._ix = self._searcher = None
+        self._columns = {}
+
+    def open(self, engine: Engine, fill: bool = True):
+        """The index, rebuilt from the database first if it is missing or unreadable (or
+        created empty, for a caller about to fill it, when `fill` is False)."""
+        with self._lock:
+            if self._ix is not None and os.path.isdir(self.path):
+                return self._ix
+            self._reset()
+            ix = self._try_open()
+            if ix is None:
+                with self._rebuild_lock():
+                    ix = self._try_open()
+                    if ix is None:
+                        shutil.rmtree(self.path, ignore_errors=True)
+                        os.makedirs(self.path)
+                        ix = self._storage().create_index(SCHEMA)
+                        if fill:
+                            self._fill(ix, engine, timeout=60.0)
+            self._ix = ix
+            return ix
+
+    def exists_cheaply(self) -> bool:
+        """Whether there is an index to keep in step (a look at the folder, nothing read)."""
+        return os.path.isdir(self.path) and self._storage().index_exists()
+
+    def exists(self) -> bool:
+        return self._try_open() is not None
+
+    # Writing.
+
+    def _fill(self, ix, engine: Engine, timeout: float, progress=None) -> int:
+        """Replace the index's contents with every live record; answer how many."""
+        with Session(engine) as session:
+            queued = list(session.scalars(select(SearchOutbox.id)))
+            ids = _all_ids(session)
+            total = 0
+            writer = ix.writer(timeout=timeout, limitmb=256)
+            try:
+                for kind, kind_ids in ids.items():
+                    for chunk in _chunks(kind_ids):
+                        for doc in BUILDERS[kind](session, chunk).values():
+                            writer.add_document(**doc)
+                            total += 1
+                        if progress:
+                            progress(len(chunk))
+            except BaseException:
+                writer.cancel()
+                raise
+            writer.commit(mergetype=writing.CLEAR)
+        self._forget(engine, queued)
+        return total
+
+    def _forget(self, engine: Engine, ids: list[int]) -> None:
+        if not ids:
+            return
+        token = database.start_writing()
+        try:
+            with Session(engine) as session:
+                for start in range(0, len(ids), CHUNK):
+                    session.execute(
+                        delete(SearchOutbox).where(SearchOutbox.id.in_(ids[start : start + CHUNK]))
+                    )
+                session.commit()
+        finally:
+            database.stop_writing(token)
+
+    def reindex(self, engine: Engine, progress=None) -> int:
+        with self._lock:
+            ix = self.open(engine, fill=False)
+            return self._fill(ix, engine, timeout=120.0, progress=progress)
+
+    def apply_pending(self, engine: Engine, wait: bool) -> bool:
+        """Apply the outbox; answer False when another process holds the writer (its rows
+        then stay for that process or the next)."""
+        token = _applying.set(True)
+        try:
+            with self._lock:
+                ix = self.open(engine)
+                for _ in range(10):  # what others commit meanwhile, a few rounds at most
+                    with Session(engine) as session:
+                        rows = session.execute(
+                            select(SearchOutbox.id, SearchOutbox.kind, SearchOutbox.record_id)
+                        ).all()
+                        if not rows:
+                            return True
+                        try:
+                            writer = ix.writer(timeout=10.0 if wait else 0.0)
+                        except LockError:
+                            return False
+                        try:
+                            wanted: dict[str, set[int]] = {}
+                            for _, kind, record_id in rows:
+                                wanted.setdefault(kind, set()).add(record_id)
+                            for kind, kind_ids in _related(session, wanted).items():
+                                for chunk in _chunks(kind_ids):
+                                    docs = BUILDERS[kind](session, chunk)
+                                    for record_id in chunk:
+                                        writer.delete_by_term("key", f"{kind}:{record_id}")
+                                        if record_id in docs:
+                                            writer.add_document(**docs[record_id])
+                        except BaseException:
+                            writer.cancel()
+                            raise
+                        writer.commit()
+                    self._forget(engine, [row[0] for row in rows])
+                return True
+        finally:
+            _applying.reset(token)
+
+    # Reading.
+
+    def searcher(self, engine: Engine):
+        """The searcher, reused until the index changes."""
+        with self._lock:
+            for _ in range(2):
+                try:
+                    ix = self.open(engine)
+                    if self._searcher is None:
+                        self._searcher = ix.searcher()
+                        self._columns = {}
+                    elif not self._searcher.up_to_date():
+                        # Not refresh(): it reuses the reader of a segment whose deletions
+                        # changed, and so kept showing documents deleted since.
+                        self._searcher.close()
+                        self._searcher = ix.searcher()
+                        self._columns = {}
+                    return self._searcher
+                except Exception:  # the folder went away or broke under us: reopen
+                    log.warning("Search index unreadable; reopening it.", exc_info=True)
+                    self._reset()
+                    if not self.exists():
+                        continue
+            raise RuntimeError("The search index cannot be opened.")
+
+    def audience(self, searcher, value: str) -> set[int]:
+        """The documents of an audience, found once per searcher."""
+        key = f"audience:{value}"
+        found = self._columns.get(key)
+        if found is None:
+            found = self._columns[key] = set(searcher.docs_for_query(query.Term("public", value)))
+        return found
+
+    def counted(self, searcher, prepared: Prepared):
+        """_count's answer, kept for the searcher's life for the most recent searches: the
+        next page of a search, or the same search by another reader of the same audience,
+        costs only its page."""
+        key = (  # the query as typed: parsed the same way for the same audience
+            prepared.staff,
+            prepared.params.q,
+            tuple(sorted(map(repr, prepared.filters))),
+        )
+        with self._lock:
+            if searcher is not self._searcher:  # replaced meanwhile: its caches are not ours
+                return _count(self, searcher, prepared)
+            found = self._columns.setdefault("counted", OrderedDict())
+            answer = found.get(key)
+            if answer is None:
+                answer = found[key] = _count(self, searcher, prepared)
+                while len(found) > SEARCHES_KEPT:
+                    found.popitem(last=False)
+            else:
+                found.move_to_end(key)
+        allowed, docs, facets = answer
+        return allowed, docs, {name: dict(counts) for name, counts in facets.items()}
+
+    def term_docs(self, searcher, q: query.Term) -> set[int]:
+        """The documents holding a word, kept for the searcher's life (the most recent few
+        hundred words)."""
+        terms = self._columns.setdefault("terms", OrderedDict())
+        key = (q.fieldname, q.text)
+        found = terms.get(key)
+        if found is None:
+            found = terms[key] = frozenset(_term_docs(searcher, q))
+            while len(terms) > TERMS_KEPT:
+                terms.popitem(last=False)
+        else:
+            terms.move_to_end(key)
+        return found
+
+    def column(self, searcher, name: str) -> Facet:
+        """A facet's values, coded per document, read once per searcher."""
+        found = self._columns.get(name)
+        if found is None:
+            raw: list = []
+            for leaf, _offset in searcher.reader().leaf_readers():
+                if leaf.has_column(name):
+                    raw += list(leaf.column_reader(name, translate=True))
+                else:
+                    raw += [""] * leaf.doc_count_all()
+            found = self._columns[name] = Facet.of(raw, several=name == "actors")
+        return found
+
+    def drift(self, engine: Engine) -> Drift:
+        report = Drift()
+        if not self.exists():
+            report.problem = f"The search index in {self.path} is missing or unreadable."
+            with Session(engine) as session:
+                report.missing = [f"{k}:{i}" for k, ids in _all_ids(session).items() for i in ids]
+            return report
+        self.apply_pending(engine, wait=True)
+        with Session(engine) as session:
+            expected = {}
+            for kind, ids in _all_ids(session).items():
+                for chunk in _chunks(ids):
+                    for doc in BUILDERS[kind](session, chunk).values():
+                        expected[doc["key"]] = doc["digest"]
+        reader = self.searcher(engine).reader()  # the reused searcher's: not closed here
+        found = {s["key"]: s.get("digest") for s in reader.all_stored_fields()}
+        report.checked = len(expected)
+        report.missing = sorted(set(expected) - set(found))
+        report.extra = sorted(set(found) - set(expected))
+        report.stale = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
+        return report
+
+
+# One per index folder in this process; a few at most (tests make one per app), the oldest
+# closed when another is opened, and all of them at exit.
+_INDEXES: OrderedDict[str, SearchIndex] = OrderedDict()
+_INDEXES_LOCK = threading.Lock()
+KEEP_OPEN = 4
+
+
+def index_for(app) -> SearchIndex:
+    path = os.path.abspath(app.config["SEARCH_INDEX_DIR"])
+    with _INDEXES_LOCK:
+        found = _INDEXES.get(path)
+        if found is None:
+            found = _INDEXES[path] = SearchIndex(path)
+            while len(_INDEXES) > KEEP_OPEN:
+                _INDEXES.popitem(last=False)[1].close()
+        _INDEXES.move_to_end(path)
+        return found
+
+
+@atexit.register
+def _close_all() -> None:
+    with _INDEXES_LOCK:
+        while _INDEXES:
+            _INDEXES.popitem()[1].close()
+
+
+# --- Queries --------------------------------------------------------------------------------
+
+
+def _fail(name: str, message: str):
+    raise ValidationError({name: [message]})
+
+
+_FUZZY_DEFAULT = re.compile(r"(\w)~(?![\d.])")
+
+
+def _check_syntax(text: str) -> None:
+    if len(text) > MAX_QUERY_LENGTH:
+        _fail("q", f"The query is longer than {MAX_QUERY_LENGTH} characters.")
+    if text.count('"') % 2:
+        _fail("q", 'The query has an unclosed quote (").')
+    depth = 0
+    for part in re.sub(r'"[^"]*"', " ", text):
+        depth += part == "("
+        depth -= part == ")"
+        if depth < 0:
+            _fail("q", "The query closes a parenthesis it never opened.")
+    if depth:
+        _fail("q", "The query opens a parenthesis it never closes.")
+    stripped = re.sub(r'"[^"]*"', " x ", text).split()
+    operators = {"AND", "OR", "NOT", "ANDNOT", "ANDMAYBE"}
+    if stripped and (stripped[-1] in operators or stripped[0] in operators - {"NOT"}):
+        _fail("q", "The query starts or ends with an operator (AND, OR, NOT) missing its term.")
+
+
+def _fuzzy_defaults(text: str) -> str:
+    """A bare trailing `~` tolerates two typos in words of five letters or more, one below."""
+
+    def widen(match: re.Match) -> str:
+        start = match.start()
+        word = re.search(r"\w+$", text[: start + 1])
+        return f"{match.group(1)}~{2 if word and len(word.group()) >= 5 else 1}"
+
+    return _FUZZY_DEFAULT.sub(widen, text)
+
+
+def _targets(name: str, staff: bool) -> tuple[str, ...]:
+    targets = (STAFF_TARGETS if staff else PUBLIC_TARGETS).get(name)
+    if targets is None:
+        known = ", ".join(n for n in (STAFF_TARGETS if staff else PUBLIC_TARGETS) if n != "all")
+        _fail("q", f"Unknown field {name!r} in the query; fields: {known}.")
+    return targets
+
+
+def _either(queries: list) -> query.Query:
+    queries = [q for q in queries if q is not None]
+    if not queries:
+        return query.NullQuery
+    return queries[0] if len(queries) == 1 else query.Or(queries)
+
+
+def _word_query(target: str, word: str, boost: float) -> query.Query | None:
+    if word in STOP_WORDS:
+        return None
+    if target not in STEMMED_FIELDS:
+        return query.Term(f"t_{target}", fold(word), boost=boost)
+    # The stemmed field alone: a word's stems include those of its accent-folded form, which
+    # any exact match shares, so an exact term would only add a posting list to merge.
+    variants = [query.Term(f"t_{target}_s", s, boost=boost) for s in stems(word)]
+    return variants[0] if len(variants) == 1 else query.Or(variants)
+
+
+def _on_fields(q: query.Query, staff: bool) -> query.Query:
+    """The parsed query on the fields this audience may search, in their exact and stemmed
+    forms; an error the parser tolerated becomes the 422 it deserves."""
+    error = getattr(q, "error", None)
+    if error:
+        _fail("q", f"The query does not parse: {error}.")
+    if isinstance(q, query.FuzzyTerm):
+        text = fold(q.text)
+        return _either(
+            [
+                query.FuzzyTerm(f"t_{t}", text, maxdist=q.maxdist, prefixlength=1, boost=q.boost)
+                for t in _targets(q.fieldname, staff)
+            ]
+        )
+    if isinstance(q, query.Prefix | query.Wildcard):
+        text = fold(q.text)
+        if len(text.replace("*", "").replace("?", "")) < 2:
+            _fail("q", "A wildcard needs at least two letters before it.")
+        return _either([q.__class__(f"t_{t}", text) for t in _targets(q.fieldname, staff)])
+    if isinstance(q, query.Term):
+        words = [t.text for t in _content_words()(q.text)] if isinstance(q.text, str) else []
+        return _either(
+            [
+                _either([_word_query(t, w, q.boost) for w in words])
+                if len(words) <= 1
+                else query.Phrase(f"t_{t}", [fold(w) for w in words])
+                for t in _targets(q.fieldname, staff)
+            ]
+        )
+    if isinstance(q, query.Phrase):
+        words = [fold(w) for w in q.words if w not in STOP_WORDS]
+        targets = _targets(q.fieldname, staff)
+        if len(words) == 1:
+            return _either([_word_query(t, words[0], q.boost) for t in targets])
+        if not words:
+            return query.NullQuery
+        return _either([query.Phrase(f"t_{t}", words, slop=q.slop, boost=q.boost) for t in targets])
+    if isinstance(q, query.Every):
+        return query.Every()
+    if q.is_leaf():
+        if isinstance(q, query.TermRange | query.NumericRange | query.DateRange):
+            _fail(
+                "q", "Ranges ([a TO b]) are not supported in the query; use date_from and date_to."
+            )
+        if q is query.NullQuery or isinstance(q, type(query.NullQuery)):
+            return q
+        _fail("q", f"This kind of query is not supported: {q}.")
+    return q.apply(lambda child: _on_fields(child, staff))
+
+
+def parse_query(text: str, staff: bool) -> query.Query:
+    _check_syntax(text)
+    try:
+        parsed = PARSER.parse(_fuzzy_defaults(text))
+    except Exception as exc:  # the parser's own failures name what went wrong
+        _fail("q", f"The query does not parse: {exc}.")
+    return _on_fields(parsed, staff).normalize()
+
+
+# --- Parameters -----------------------------------------------------------------------------
+
+
+@dataclass
+class Params:
+    q: str = ""
+    type: str | None = None
+    filters: list = field(default_factory=list)
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    sort: str = "relevance"
+    page: int = 1
+    per_page: int = 50
+
+
+def _whole(value: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError("Not a valid integer.") from None
+    if not low <= number <= high:
+        raise ValueError(f"Must be a whole number from {low} to {high}.")
+    return number
+
+
+def _choice(values: tuple) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in values:
+            raise ValueError(f"Must be one of: {', '.join(values)}.")
+        return value
+
+    return parse
+
+
+def _iso_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("Not a valid date: use YYYY-MM-DD.") from None
+
+
+MAX_ID = 2**31 - 1
+FILTERS: dict[str, tuple[Callable[[str], Any], Callable[[Any], query.Query]]] = {
+    "operation": (
+        lambda v: _whole(v, 1, MAX_ID),
+        lambda v: query.Term("operation_id", str(v)),
+    ),
+    "actor": (lambda v: _whole(v, 1, MAX_ID), lambda v: query.Term("actor_id", str(v))),
+    "admin1": (str, lambda v: query.Term("admin1_key", fold(v))),
+    "year": (lambda v: _whole(v, 1900, 2200), lambda v: query.Term("year", str(v))),
+    "event_type": (_choice(vocab.EVENT_TYPES), lambda v: query.Term("event_type", v)),
+    "status": (_choice(vocab.EVENT_STATUSES), lambda v: query.Term("status", v)),
+}
+PARAMS = ("q", "type", *FILTERS, "date_from", "date_to", "sort", "page", "per_page")
+
+
+def parse_params(params: Mapping[str, str], default_per_page: int, max_per_page: int) -> Params:
+    errors: dict[str, list[str]] = {}
+    out = Params(per_page=default_per_page)
+    parsers: dict[str, Callable[[str], Any]] = {
+        "type": _choice(TYPES),
+        "date_from": _iso_date,
+        "date_to": _iso_date,
+        "sort": _choice(SORTS),
+        "page": lambda v: _whole(v, 1, MAX_ID),
+        "per_page": lambda v: min(_whole(v, 1, MAX_ID), max_per_page),
+    }
+    for name, raw in params.items():
+        if name not in PARAMS:
+            errors[name] = [f"Unknown parameter; search takes: {', '.join(PARAMS)}."]
+            continue
+        if not isinstance(raw, str):
+            errors[name] = ["Give this parameter as text."]
+            continue
+        try:
+            if name == "q":
+                out.q = raw.strip()
+            elif name in FILTERS:
+                parse, clause = FILTERS[name]
+                out.filters.append(clause(parse(raw)))
+            else:
+                setattr(out, name, parsers[name](raw))
+        except ValueError as exc:
+            errors[name] = [str(exc)]
+    if out.date_from and out.date_to and out.date_from > out.date_to:
+        errors["date_to"] = ["Must not be before date_from."]
+    if "sort" not in params and not out.q:
+        out.sort = "-date"
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+# --- Searching ------------------------------------------------------------------------------
+
+
+def _highlight_terms(q: query.Query, reader) -> tuple[set[str], set[str]]:
+    """The words to mark: the query's own, and what its fuzzy and wildcard terms matched."""
+    exact, stemmed = set(), set()
+    leaves = [q] if q.is_leaf() else list(q.leaves())
+    for leaf in leaves:
+        if isinstance(leaf, query.MultiTerm):
+            terms = leaf.expanded_terms(reader)
+        else:
+            terms = leaf.terms(phrases=True) if leaf.has_terms() else ()
+        for fieldname, text in terms:
+            if not fieldname.startswith("t_"):
+                continue
+            text = text.decode("utf-8") if isinstance(text, bytes) else text
+            (stemmed if fieldname.endswith("_s") else exact).add(text)
+    return exact, stemmed
+
+
+_WORD = re.compile(RegexTokenizer().expression.pattern)
+
+
+def _marked(text: str, exact: set[str], stemmed: set[str]) -> tuple[int, str]:
+    """How many words of `text` the query matched, and an escaped window of it around the
+    first, each matched word in <mark>."""
+    spans = []
+    for token in _WORD.finditer(text):  # RegexTokenizer's words, without its Token objects
+        word = _normal(token.group())
+        if word in STOP_WORDS:
+            continue
+        if fold(word) in exact or any(s in stemmed for s in stems(word)):
+            spans.append(token.span())
+    if not text:
+        return 0, ""
+    first = spans[0][0] if spans else 0
+    start = max(0, first - SNIPPET_CHARS // 4)
+    if start:
+        space = text.rfind(" ", 0, start)
+        start = space + 1 if space >= 0 and start - space < 30 else start
+    end = min(len(text), start + SNIPPET_CHARS)
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        end = space if space > start + SNIPPET_CHARS // 2 else end
+    out, at = [], start
+    for s, e in spans:
+        if s < start or e > end:
+            continue
+        out += [str(escape(text[at:s])), "<mark>", str(escape(text[s:e])), "</mark>"]
+        at = e
+    out.append(str(escape(text[at:end])))
+    snippet = "".join(out).replace("\n", " · ")
+    return len(spans), ("…" if start else "") + snippet + ("…" if end < len(text) else "")
+
+
+def _snippet(stored: Mapping[str, Any], staff: bool, exact: set[str], stemmed: set[str]) -> str:
+    # The text with the most words matched; the title (shown beside it) only when nothing
+    # else holds any.
+    fields_read = ("s_body", "s_file", "s_private") if staff else ("s_body", "s_file")
+    fields_read += ("s_title",)
+    best = (0, "")
+    for name in fields_read:
+        found = _marked(stored.get(name) or "", exact, stemmed)
+        if found[0] > best[0]:
+            best = found
+    if best[0]:
+        return best[1]
+    return _marked(stored.get("s_body") or stored.get("s_title") or "", exact, stemmed)[1]
+
+
+@dataclass
+class Facet:
+    """A facet's values for every document of a searcher, as numbers counted in bulk: code 0
+    is "no value", code i > 0 is `labels[i]`. A document with several values (an event's
+    actors) has one (doc, code) pair per value."""
+
+    labels: list[str]
+    codes: np.ndarray  # per document, when each has one value at most
+    pair_docs: np.ndarray | None = None  # per (doc, value) pair, when several
+    pair_codes: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, raw: list, several: bool) -> Facet:
+        numbers: dict[str, int] = {}
+        labels = [""]
+
+        def code(value: Any) -> int:
+            if value in (None, ""):
+                return 0
+            value = str(value)
+            found = numbers.get(value)
+            if found is None:
+                found = numbers[value] = len(labels)
+                labels.append(value)
+            return found
+
+        if not several:
+            return cls(labels, np.fromiter(map(code, raw), dtype=np.int32, count=len(raw)))
+        docs, codes = [], []
+        for doc, value in enumerate(raw):
+            for part in (value or "").split():
+                docs.append(doc)
+                codes.append(code(part))
+        return cls(
+            labels,
+            np.zeros(len(raw), dtype=np.int32),
+            np.array(docs, dtype=np.int64),
+            np.array(codes, dtype=np.int32),
+        )
+
+    def counts(self, docs: np.ndarray, key: Callable[[str], Any] = str) -> dict[str, int]:
+        """How many of `docs` (distinct document numbers) have each value, most first."""
+        if self.pair_docs is None:
+            found = np.bincount(self.codes[docs], minlength=len(self.labels))
+        else:
+            chosen = np.zeros(len(self.codes), dtype=bool)
+            chosen[docs] = True
+            found = np.bincount(self.pair_codes[chosen[self.pair_docs]], minlength=len(self.labels))
+        counted = [(self.labels[i], int(found[i])) for i in np.flatnonzero(found[1:]) + 1]
+        return dict(sorted(counted, key=lambda kv: (-kv[1], key(kv[0]))))
+
+
+def _score(value: Any) -> float:
+    """A hit's relevance; sorted by date, Whoosh gives the sort key, whose last part is the
+    relevance negated."""
+    if isinstance(value, tuple):
+        value = -value[-1]
+    return round(float(value or 0.0), 4)
+
+
+@dataclass
+class Prepared:
+    params: Params
+    staff: bool
+    user_query: query.Query
+    # Queries that only narrow (audience, type, facets, dates): applied as sets of documents,
+    # so they neither score nor keep Whoosh from skipping blocks that cannot make the page.
+    filters: list[query.Query]
+
+
+def _prepare(user, params: Mapping[str, str]) -> Prepared:
+    config = current_app.config
+    p = parse_params(params, config["API_DEFAULT_PER_PAGE"], config["API_MAX_PER_PAGE"])
+    staff = access.is_staff(user)
+    user_query = parse_query(p.q, staff) if p.q else query.Every()
+    filters: list[query.Query] = list(p.filters)
+    if p.type:
+        filters.append(query.Term("type", p.type))
+    if p.date_from:
+        filters.append(query.NumericRange("last", _day(p.date_from), None))
+    if p.date_to:
+        filters.append(query.NumericRange("start", NO_DATE + 1, _day(p.date_to)))
+    return Prepared(p, staff, user_query, filters)
+
+
+def _term_docs(searcher, q: query.Term) -> set[int]:
+    """The documents holding a term, read a posting block at a time (Whoosh's own walk steps
+    through them one by one, in Python)."""
+    found: set[int] = set()
+    for sub, offset in searcher.subsearchers or [(searcher, 0)]:
+        reader = sub.reader()
+        if (q.fieldname, q.text) not in reader:
+            continue
+        matcher = reader.postings(q.fieldname, q.text)
+        deleted = reader.deleted_docs_set if reader.has_deletions() else None
+        if isinstance(matcher, FilterMatcher):
+            matcher = matcher.child
+        ids: set[int] = set()
+        if isinstance(matcher, W3LeafMatcher):
+            while matcher.is_active():
+                if matcher._ids is None:
+                    matcher._read_ids()
+                ids.update(matcher._ids[matcher._i :])
+                matcher._next_block()
+        else:
+            ids.update(matcher.all_ids())
+        if deleted:
+            ids -= deleted
+        found.update(ids if not offset else (i + offset for i in ids))
+    return found
+
+
+def _docs(holder: SearchIndex, searcher, q: query.Query) -> set[int]:
+    """The documents a query matches, as a set: words and their and/or/not combined as sets
+    (each word's set kept per searcher); anything else (phrases, fuzzy words, ranges) as
+    Whoosh finds it."""
+    if isinstance(q, query.Term) and isinstance(q.text, str):
+        return holder.term_docs(searcher, q)
+    if isinstance(q, query.Or) and q.subqueries:
+        return set().union(*(_docs(holder, searcher, child) for child in q.subqueries))
+    if isinstance(q, query.And) and q.subqueries:
+        wanted = [c for c in q.subqueries if not isinstance(c, query.Not)]
+        unwanted = [c.query for c in q.subqueries if isinstance(c, query.Not)]
+        if wanted:
+            found = set(_docs(holder, searcher, wanted[0]))
+            for child in wanted[1:]:
+                found &= _docs(holder, searcher, child)
+            for child in unwanted:
+                found -= _docs(holder, searcher, child)
+            return found
+    if isinstance(q, query.AndNot):
+        return _docs(holder, searcher, q.a) - _docs(holder, searcher, q.b)
+    return set(searcher.docs_for_query(q))
+
+
+def _allowed(holder: SearchIndex, searcher, prepared: Prepared) -> set[int] | None:
+    """The documents this search may return, before its words: None for all."""
+    allowed = None if prepared.staff else holder.audience(searcher, "yes")
+    for narrowing in prepared.filters:
+        found = _docs(holder, searcher, narrowing)
+        allowed = set(found) if allowed is None else allowed & found
+    return allowed
+
+
+def _recovering(session: Session, work: Callable[[SearchIndex, Engine], Any]) -> Any:
+    engine = session.get_bind()
+    holder = index_for(current_app)
+    try:
+        return work(holder, engine)
+    except Exception:  # an index broken on disk: rebuilt from the database, asked again
+        log.exception("The search index failed; rebuilding it from the database.")
+        holder.discard(engine)
+        return work(holder, engine)
+
+
+def search(session: Session, user, params: Mapping[str, str]) -> dict[str, Any]:
+    """Search the archive as `user` may read it: the API's JSON answer.
+
+    Raises marshmallow's ValidationError naming the parameter for bad input, including a
+    query that does not parse.
+    """
+    prepared = _prepare(user, params)
+    return _recovering(session, lambda holder, engine: _run(holder, engine, prepared))
+
+
+def matching_records(session: Session, user, params: Mapping[str, str]) -> list[tuple[str, int]]:
+    """Every record the same search finds, in its order, as (type, id), ignoring `page` and
+    `per_page`: what a download of "exactly the records found" holds."""
+    prepared = _prepare(user, params)
+
+    def work(holder: SearchIndex, engine: Engine) -> list[tuple[str, int]]:
+        holder.apply_pending(engine, wait=True)
+        searcher = holder.searcher(engine)
+        if isinstance(prepared.user_query, type(query.NullQuery)):
+            return []
+        allowed = _allowed(holder, searcher, prepared)
+        hits = _hits(searcher, prepared, allowed, None)
+        return [(hit["type"], hit["rid"]) for hit in hits]
+
+    return _recovering(session, work)
+
+
+def _hits(searcher, prepared: Prepared, allowed: set[int] | None, limit: int | None):
+    if prepared.params.sort == "-date":
+        order = [sorting.FieldFacet("start", reverse=True), sorting.ScoreFacet()]
+        return searcher.search(prepared.user_query, limit=limit, sortedby=order, filter=allowed)
+    return searcher.search(prepared.user_query, limit=limit, filter=allowed)
+
+
+def _count(holder: SearchIndex, searcher, prepared: Prepared):
+    """What a search may return before its words (None: everything), the documents it
+    matches, and their facet counts."""
+    if isinstance(prepared.user_query, type(query.NullQuery)):  # stop words alone
+        matched, allowed = (), set()
+    else:
+        allowed = _allowed(holder, searcher, prepared)
+        if isinstance(prepared.user_query, query.Every):
+            matched = allowed if allowed is not None else searcher.reader().all_doc_ids()
+        else:
+            matched = _docs(holder, searcher, prepared.user_query)
+            if allowed is not None:
+                matched = allowed.intersection(matched)
+    docs = np.fromiter(matched, dtype=np.int64)
+    facets = {
+        name: holder.column(searcher, column).counts(docs, int if name == "actor" else str)
+        for name, column in FACET_COLUMNS.items()
+    }
+    return allowed, docs, facets
+
+
+def _run(holder: SearchIndex, engine: Engine, prepared: Prepared) -> dict:
+    p = prepared.params
+    holder.apply_pending(engine, wait=True)
+    searcher = holder.searcher(engine)
+    allowed, docs, facets = holder.counted(searcher, prepared)
+
+    items = []
+    offset = (p.page - 1) * p.per_page
+    if offset < len(docs):
+        limit = offset + p.per_page
+        hits = _hits(searcher, prepared, allowed, limit)
+        exact, stemmed = _highlight_terms(prepared.user_query, searcher.reader())
+        # By position, never list(hits): that asks len(), which walks every match again.
+        for hit in (hits[i] for i in range(offset, min(limit, hits.scored_length()))):
+            stored = hit.fields()
+            items.append(
+                {
+                    "type": stored["type"],
+                    "id": stored["rid"],
+                    "title": stored.get("s_title") or "",
+                    "snippet": _snippet(stored, prepared.staff, exact, stemmed),
+                    "score": _score(hit.score),
+                }
+            )
+    return {
+        "items": items,
+        "total": len(docs),
+        "page": p.page,
+        "per_page": p.per_page,
+        "facets": facets,
+    }
+
+
+def pending(session: Session) -> int:
+    """How many changes wait to be applied to the index."""
+    return session.scalar(select(func.count(SearchOutbox.id))) or 0
+
+
+def live_count(session: Session) -> int:
+    """How many records the index should hold."""
+    return sum(
+        session.scalar(select(func.count(model.id)).where(model.deleted_at.is_(None))) or 0
+        for model in MODELS.values()
+    )
