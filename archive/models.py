@@ -518,3 +518,22 @@ class ContextFigure(Recoverable, db.Model):
     homicides: Mapped[int | None] = mapped_column(Integer)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"), index=True)
     notes: Mapped[str | None] = mapped_column(Text)
+
+
+class SearchOutbox(db.Model):
+    """A record whose search entry needs refreshing, written in the transaction that changed
+    it: the search index (archive/search.py) applies these after commit, so it follows every
+    committed change, never a rolled-back one, and none is lost when another process holds
+    the index's single writer lock (it is then applied by the next one that gets it).
+
+    `kind` names what to refresh: a document ("event", "operation", "actor", "source"), or
+    the events that show a renamed record ("operation_events", "actor_events",
+    "place_events").
+    """
+
+    __tablename__ = "search_outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    record_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

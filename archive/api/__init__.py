@@ -43,7 +43,15 @@ def end_writes(exc):
 
 
 def init_app(app: Flask) -> None:
-    from . import errors, exports, files, indicators, openapi, views  # noqa: F401  (routes register)
+    from . import (  # noqa: F401  (routes register)
+        errors,
+        exports,
+        files,
+        indicators,
+        openapi,
+        search,
+        views,
+    )
 
     errors.register(app)
     app.register_blueprint(bp)

@@ -1,0 +1,1182 @@
+"""Full-text search over events, operations, actors and sources, with Whoosh (issue 8).
+
+The only module that imports Whoosh. The database stays the source of truth; the index holds
+one document per live record, built from what each audience may read (DOMAIN.md section 3):
+
+- Access inside the index. Each document says whether anonymous readers may see it
+  (`public`, decided by the same SQL conditions as the API, archive/access.py); their queries
+  are filtered on it inside Whoosh, so results, totals and facets all come from the same
+  filtered match set. Text only staff may read (internal notes, restricted victims'
+  identities) lives in fields of its own (`notes`, `rvictim`) that an anonymous query never
+  touches, and in a stored field snippets for anonymous readers are never built from.
+  Deleted records have no document at all.
+- Language. One chain for Spanish and English: Unicode NFKC, case folding, stop words of
+  both, then two fields per text: an accent-folded unstemmed one (exact words, phrases,
+  typo tolerance) and a stemmed one holding, at each position, the Spanish stem of the word
+  as written, of the word without accents and with its likely accents restored, and the
+  English stem (Spanish Snowball needs accents: "tejerias" alone never meets "Tejerías").
+  A query word matches either.
+- In step with the database. Changes of the records search shows are written, in their own
+  transaction, into the `search_outbox` table (session events on flush); after commit
+  whoever gets Whoosh's single writer lock without waiting applies the outbox, rebuilding
+  each named document from the committed database, and deletes the rows it applied. A
+  rolled-back change leaves no row; a busy lock leaves the rows for the next writer; a
+  search applies what is pending before it reads.
+- Speed. A searcher is kept per process and reused until the index changes; totals and facet
+  counts come from the unscored match set and per-document columns, never from scoring;
+  only the page asked for is scored and highlighted.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import datetime as dt
+import fcntl
+import functools
+import hashlib
+import html
+import logging
+import os
+import re
+import shutil
+import threading
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app, has_app_context
+from markupsafe import escape
+from marshmallow import ValidationError
+from sqlalchemy import delete, event, func, insert, inspect, or_, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, joinedload, selectinload
+from whoosh import fields, index, query, sorting, writing
+from whoosh.analysis import Filter, RegexTokenizer, StopFilter
+from whoosh.index import LockError
+from whoosh.lang import stemmer_for_language, stopwords_for_language
+from whoosh.qparser import FieldsPlugin, FuzzyTermPlugin, QueryParser
+
+from . import access, database, vocab
+from .models import (
+    Actor,
+    CasualtyCount,
+    Citation,
+    ContextFigure,
+    Event,
+    EventActor,
+    Operation,
+    OperationActor,
+    Place,
+    SearchOutbox,
+    Source,
+    SourceFile,
+    Victim,
+)
+
+log = logging.getLogger(__name__)
+
+TYPES = ("event", "operation", "actor", "source")
+FACETS = ("type", "operation", "actor", "admin1", "year", "event_type", "status")
+SORTS = ("relevance", "-date")
+MAX_QUERY_LENGTH = 1000
+SNIPPET_CHARS = 240
+
+# --- Language -------------------------------------------------------------------------------
+
+_STEM_ES = stemmer_for_language("es")
+_STEM_EN = stemmer_for_language("en")
+# Accents a Spanish word typed without them most likely had, at its end, where the stemmer
+# looks: "operacion" -> "operación", "policias" -> "policías".
+_ACCENT_GUESSES = (("cion", "ción"), ("sion", "sión"), ("ias", "ías"), ("ia", "ía"))
+
+
+def fold(text: str) -> str:
+    """Compatibility-normalised, case-folded, without accents: "Tejerías" -> "tejerias"."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _normal(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+STOP_WORDS = frozenset(
+    word
+    for language in ("es", "en")
+    for listed in stopwords_for_language(language)
+    for word in (_normal(listed), fold(listed))
+)
+
+
+@functools.lru_cache(maxsize=200_000)
+def stems(word: str) -> tuple[str, ...]:
+    """The stems a (lower-case) word is indexed and searched under, in both languages."""
+    folded = fold(word)
+    if folded.isdigit():
+        return (folded,)
+    guessed = next(
+        (
+            folded[: -len(end)] + accented
+            for end, accented in _ACCENT_GUESSES
+            if folded.endswith(end)
+        ),
+        folded,
+    )
+    found = (
+        fold(_STEM_ES(word)),
+        fold(_STEM_ES(folded)),
+        fold(_STEM_ES(guessed)),
+        fold(_STEM_EN(folded)),
+    )
+    return tuple(dict.fromkeys(found))
+
+
+class _Normalise(Filter):
+    def __call__(self, tokens):
+        for t in tokens:
+            t.text = _normal(t.text)
+            yield t
+
+
+class _Fold(Filter):
+    def __call__(self, tokens):
+        for t in tokens:
+            t.text = fold(t.text)
+            yield t
+
+
+class _Stems(Filter):
+    """Every stem of a word at the word's own position."""
+
+    def __call__(self, tokens):
+        for t in tokens:
+            for stem in stems(t.text):
+                t.text = stem
+                yield t
+
+
+def _words():
+    return RegexTokenizer() | _Normalise()
+
+
+def _content_words():
+    return _words() | StopFilter(stoplist=STOP_WORDS, minsize=1, renumber=True)
+
+
+EXACT = _content_words() | _Fold()
+STEMMED = _content_words() | _Stems()
+
+# The text fields: each is indexed twice, exact (`name`) and stemmed (`name_s`).
+TEXT_FIELDS = ("all", "title", "actor", "operation", "place", "victim", "file", "notes", "rvictim")
+# What a query may name, and the indexed fields each name searches for each audience.
+QUERY_FIELDS = ("all", "title", "actor", "operation", "place", "victim", "file", "notes")
+PUBLIC_TARGETS = {name: (name,) for name in QUERY_FIELDS if name != "notes"}
+STAFF_TARGETS = {
+    **PUBLIC_TARGETS,
+    "all": ("all", "notes", "rvictim"),
+    "victim": ("victim", "rvictim"),
+    "notes": ("notes",),
+}
+
+
+def _schema() -> fields.Schema:
+    schema = fields.Schema(
+        key=fields.ID(unique=True, stored=True),
+        type=fields.ID(stored=True, sortable=True),
+        rid=fields.NUMERIC(int, bits=32, stored=True),
+        public=fields.ID(),
+        start=fields.NUMERIC(int, bits=32, sortable=True),
+        last=fields.NUMERIC(int, bits=32),
+        operation_id=fields.ID(sortable=True),
+        actor_id=fields.KEYWORD(),
+        actors=fields.ID(sortable=True),
+        admin1=fields.ID(sortable=True),
+        admin1_key=fields.ID(),
+        year=fields.ID(sortable=True),
+        event_type=fields.ID(sortable=True),
+        status=fields.ID(sortable=True),
+        s_title=fields.STORED(),
+        s_body=fields.STORED(),
+        s_file=fields.STORED(),
+        s_private=fields.STORED(),
+        digest=fields.STORED(),
+    )
+    for name in TEXT_FIELDS:
+        boost = 2.0 if name == "title" else 1.0
+        schema.add(f"t_{name}", fields.TEXT(analyzer=EXACT, phrase=True, field_boost=boost))
+        schema.add(f"t_{name}_s", fields.TEXT(analyzer=STEMMED, phrase=False, field_boost=boost))
+    return schema
+
+
+SCHEMA = _schema()
+# Text fields as a query names them; parsed with words only, then expanded (see _on_fields).
+_PARSE_SCHEMA = fields.Schema(**{name: fields.TEXT(analyzer=_words()) for name in QUERY_FIELDS})
+
+
+def _parser() -> QueryParser:
+    parser = QueryParser("all", _PARSE_SCHEMA)
+    parser.remove_plugin_class(FieldsPlugin)
+    parser.add_plugin(FieldsPlugin(remove_unknown=False))
+    parser.add_plugin(FuzzyTermPlugin())
+    return parser
+
+
+PARSER = _parser()
+
+# --- Documents ------------------------------------------------------------------------------
+
+
+def _strip_html(text: str | None) -> str:
+    return html.unescape(re.sub(r"<[^>]*>", " ", text)) if text else ""
+
+
+def _join(*parts: Any) -> str:
+    return "\n".join(str(p) for p in parts if p)
+
+
+# The start of an undated record: it sorts last newest-first, and no date range reaches it.
+NO_DATE = 0
+
+
+def _day(value: dt.date | None) -> int | None:
+    return value.year * 10000 + value.month * 100 + value.day if value else None
+
+
+def _period_end(day: dt.date, precision: str | None) -> dt.date:
+    if precision == "year":
+        return dt.date(day.year, 12, 31)
+    if precision == "month":
+        return dt.date(day.year, day.month, calendar.monthrange(day.year, day.month)[1])
+    return day
+
+
+def _document(kind: str, record_id: int, public: bool, **values: Any) -> dict[str, Any]:
+    texts = {name: values.pop(name, "") or "" for name in TEXT_FIELDS if name != "all"}
+    body, files, private = (
+        values.pop("body", ""),
+        texts["file"],
+        _join(texts["notes"], texts["rvictim"]),
+    )
+    doc = {
+        "key": f"{kind}:{record_id}",
+        "type": kind,
+        "rid": record_id,
+        "public": "yes" if public else "no",
+        "s_title": texts["title"],
+        "s_body": body,
+        "s_file": files,
+        "s_private": private,
+        **{k: v for k, v in values.items() if v not in (None, "")},
+    }
+    everything = _join(texts["title"], body, files)
+    for name, text in {**texts, "all": everything}.items():
+        if text:
+            doc[f"t_{name}"] = text
+            doc[f"t_{name}_s"] = text
+    doc["digest"] = hashlib.sha256(repr(sorted(doc.items())).encode()).hexdigest()
+    return doc
+
+
+def _public_ids(session: Session, model, ids: list[int]) -> set[int]:
+    return set(
+        session.scalars(select(model.id).where(model.id.in_(ids), access.visible(model, None)))
+    )
+
+
+def _actor_names(session: Session, ids: Iterable[int]) -> dict[int, str]:
+    rows = session.execute(
+        select(Actor.id, Actor.name, Actor.acronym).where(Actor.id.in_(set(ids)))
+    )
+    return {i: _join(name, acronym) for i, name, acronym in rows}
+
+
+def _event_documents(session: Session, ids: list[int]) -> dict[int, dict]:
+    events = session.scalars(
+        select(Event)
+        .where(Event.id.in_(ids), Event.deleted_at.is_(None))
+        .options(selectinload(Event.actors), joinedload(Event.place), joinedload(Event.operation))
+    ).all()
+    public = _public_ids(session, Event, ids)
+    victims: dict[int, list[Victim]] = {}
+    for victim in session.scalars(
+        select(Victim).where(Victim.event_id.in_(ids), Victim.deleted_at.is_(None))
+    ):
+        victims.setdefault(victim.event_id, []).append(victim)
+    names = _actor_names(session, (a.actor_id for e in events for a in e.actors))
+    docs = {}
+    for e in events:
+        place = e.place if e.place is not None and e.place.deleted_at is None else None
+        places = (
+            _join(*(getattr(place, f) for f in ("locality", "admin3", "admin2", "admin1")))
+            if place
+            else ""
+        )
+        op = e.operation if e.operation is not None and e.operation.deleted_at is None else None
+        operation = _join(op.name, *(op.aliases or ())) if op else ""
+        actor_ids = sorted({a.actor_id for a in e.actors})
+        actors = _join(*(names.get(i) for i in actor_ids))
+        mine = victims.get(e.id, [])
+        open_victims = _join(*(_join(v.name, v.alias) for v in mine if not v.identity_restricted))
+        withheld = _join(*(_join(v.name, v.alias) for v in mine if v.identity_restricted))
+        start = e.start_date
+        end = e.end_date or e.start_date
+        end_precision = e.end_date_precision if e.end_date else e.date_precision
+        docs[e.id] = _document(
+            "event",
+            e.id,
+            e.id in public,
+            title=e.title,
+            body=_join(
+                _strip_html(e.description),
+                e.official_account,
+                places,
+                operation,
+                actors,
+                e.event_type.replace("_", " "),
+                open_victims,
+            ),
+            actor=actors,
+            operation=operation,
+            place=places,
+            victim=open_victims,
+            notes=e.internal_notes,
+            rvictim=withheld,
+            start=_day(start) or NO_DATE,
+            last=_day(_period_end(end, end_precision)) if end else None,
+            operation_id=str(op.id) if op else None,
+            actor_id=" ".join(map(str, actor_ids)),
+            actors=" ".join(map(str, actor_ids)),
+            admin1=place.admin1 if place else None,
+            admin1_key=fold(place.admin1) if place and place.admin1 else None,
+            year=str(start.year) if start else None,
+            event_type=e.event_type,
+            status=e.status,
+        )
+    return docs
+
+
+def _operation_documents(session: Session, ids: list[int]) -> dict[int, dict]:
+    operations = session.scalars(
+        select(Operation)
+        .where(Operation.id.in_(ids), Operation.deleted_at.is_(None))
+        .options(selectinload(Operation.actors))
+    ).all()
+    public = _public_ids(session, Operation, ids)
+    names = _actor_names(session, (a.actor_id for o in operations for a in o.actors))
+    docs = {}
+    for o in operations:
+        actors = _join(*(names.get(i) for i in sorted({a.actor_id for a in o.actors})))
+        end = o.end_date or o.start_date
+        end_precision = o.end_date_precision if o.end_date else o.date_precision
+        docs[o.id] = _document(
+            "operation",
+            o.id,
+            o.id in public,
+            title=o.name,
+            body=_join(*(o.aliases or ()), _strip_html(o.description), o.announced_by, actors),
+            operation=_join(o.name, *(o.aliases or ())),
+            actor=actors,
+            start=_day(o.start_date) or NO_DATE,
+            last=_day(_period_end(end, end_precision)) if end else None,
+        )
+    return docs
+
+
+def _actor_documents(session: Session, ids: list[int]) -> dict[int, dict]:
+    actors = session.scalars(select(Actor).where(Actor.id.in_(ids), Actor.deleted_at.is_(None)))
+    public = _public_ids(session, Actor, ids)
+    return {
+        a.id: _document(
+            "actor",
+            a.id,
+            a.id in public,
+            title=f"{a.name} ({a.acronym})" if a.acronym else a.name,
+            body=_join(a.acronym, a.kind.replace("_", " "), _strip_html(a.description)),
+            actor=_join(a.name, a.acronym),
+        )
+        for a in actors
+    }
+
+
+def _source_documents(session: Session, ids: list[int]) -> dict[int, dict]:
+    sources = session.scalars(select(Source).where(Source.id.in_(ids), Source.deleted_at.is_(None)))
+    public = _public_ids(session, Source, ids)
+    texts: dict[int, list[str]] = {}
+    for source_id, text in session.execute(
+        select(SourceFile.source_id, SourceFile.extracted_text)
+        .where(
+            SourceFile.source_id.in_(ids),
+            SourceFile.deleted_at.is_(None),
+            SourceFile.extracted_text.is_not(None),
+        )
+        .order_by(SourceFile.id)
+    ):
+        texts.setdefault(source_id, []).append(text)
+    return {
+        s.id: _document(
+            "source",
+            s.id,
+            s.id in public,
+            title=s.title,
+            body=_join(s.publisher, s.author, s.notes),
+            file=_join(*texts.get(s.id, ())),
+            start=_day(s.published_at) or NO_DATE,
+            last=_day(s.published_at),
+        )
+        for s in sources
+    }
+
+
+BUILDERS: dict[str, Callable[[Session, list[int]], dict[int, dict]]] = {
+    "event": _event_documents,
+    "operation": _operation_documents,
+    "actor": _actor_documents,
+    "source": _source_documents,
+}
+MODELS = {"event": Event, "operation": Operation, "actor": Actor, "source": Source}
+CHUNK = 500
+
+
+def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    ids = sorted(ids)
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
+def _related(session: Session, wanted: dict[str, set[int]]) -> dict[str, set[int]]:
+    """What else to refresh: the events showing a renamed record; an event's operation and
+    the sources it rests on (whether anonymous readers see them follows the event)."""
+    docs = {kind: set(wanted.get(kind, ())) for kind in TYPES}
+    cascades = {
+        "operation_events": Event.operation_id,
+        "place_events": Event.place_id,
+    }
+    for kind, column in cascades.items():
+        for chunk in _chunks(wanted.get(kind, ())):
+            docs["event"] |= set(session.scalars(select(Event.id).where(column.in_(chunk))))
+    for chunk in _chunks(wanted.get("actor_events", ())):
+        docs["event"] |= set(
+            session.scalars(select(EventActor.event_id).where(EventActor.actor_id.in_(chunk)))
+        )
+    for chunk in _chunks(wanted.get("event", ())):
+        docs["operation"] |= {
+            i for i in session.scalars(select(Event.operation_id).where(Event.id.in_(chunk))) if i
+        }
+        victims = select(Victim.id).where(Victim.event_id.in_(chunk))
+        counts = select(CasualtyCount.id).where(CasualtyCount.event_id.in_(chunk))
+        docs["source"] |= set(
+            session.scalars(
+                select(Citation.source_id).where(
+                    or_(
+                        Citation.event_id.in_(chunk),
+                        Citation.victim_id.in_(victims),
+                        Citation.casualty_count_id.in_(counts),
+                    )
+                )
+            )
+        )
+        docs["source"] |= set(
+            session.scalars(
+                select(CasualtyCount.source_id).where(CasualtyCount.event_id.in_(chunk))
+            )
+        )
+    for chunk in _chunks(docs["operation"]):
+        docs["source"] |= set(
+            session.scalars(select(Citation.source_id).where(Citation.operation_id.in_(chunk)))
+        )
+    return docs
+
+
+def _all_ids(session: Session) -> dict[str, list[int]]:
+    return {
+        kind: list(session.scalars(select(model.id).where(model.deleted_at.is_(None))))
+        for kind, model in MODELS.items()
+    }
+
+
+# --- The outbox: changes noted in their own transaction -------------------------------------
+
+
+def _values(obj: Any, name: str) -> set[int]:
+    """The attribute's value now and before this flush."""
+    history = inspect(obj).attrs[name].history
+    return {v for v in (*history.added, *history.unchanged, *history.deleted) if v is not None}
+
+
+def _changed(obj: Any, *names: str) -> bool:
+    state = inspect(obj)
+    return state.deleted or any(state.attrs[n].history.has_changes() for n in names)
+
+
+def _outbox_entries(obj: Any) -> set[tuple[str, int]]:
+    if isinstance(obj, Event):
+        return {("event", obj.id)} | {("operation", i) for i in _values(obj, "operation_id")}
+    if isinstance(obj, EventActor | Victim):
+        return {("event", i) for i in _values(obj, "event_id")}
+    if isinstance(obj, CasualtyCount):
+        return {("event", i) for i in _values(obj, "event_id")} | {
+            ("source", i) for i in _values(obj, "source_id")
+        }
+    if isinstance(obj, Citation | ContextFigure | SourceFile):
+        entries = {("source", i) for i in _values(obj, "source_id")}
+        if isinstance(obj, Citation):
+            entries |= {("event", i) for i in _values(obj, "event_id")}
+            entries |= {("operation", i) for i in _values(obj, "operation_id")}
+        return entries
+    if isinstance(obj, Source):
+        return {("source", obj.id)}
+    if isinstance(obj, Operation):
+        entries = {("operation", obj.id)}
+        if _changed(obj, "name", "aliases", "deleted_at"):
+            entries.add(("operation_events", obj.id))
+        return entries
+    if isinstance(obj, OperationActor):
+        return {("operation", i) for i in _values(obj, "operation_id")}
+    if isinstance(obj, Actor):
+        entries = {("actor", obj.id)}
+        if _changed(obj, "name", "acronym"):
+            entries.add(("actor_events", obj.id))
+        return entries
+    if isinstance(obj, Place) and _changed(
+        obj, "locality", "admin3", "admin2", "admin1", "deleted_at"
+    ):
+        return {("place_events", obj.id)}
+    return set()
+
+
+@event.listens_for(Session, "after_flush")
+def _note_changes(session: Session, flush_context) -> None:
+    entries: set[tuple[str, int]] = set()
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if getattr(obj, "id", 0) is None:
+            continue
+        entries |= _outbox_entries(obj)
+    if not entries:
+        return
+    now = dt.datetime.now(dt.UTC)
+    session.connection().execute(
+        insert(SearchOutbox.__table__),
+        [{"kind": k, "record_id": i, "created_at": now} for k, i in sorted(entries)],
+    )
+    session.info["search_outbox"] = True
+
+
+_applying: ContextVar[bool] = ContextVar("constancia_search_applying", default=False)
+
+
+@event.listens_for(Session, "after_commit")
+def _apply_after_commit(session: Session) -> None:
+    if not session.info.pop("search_outbox", False) or _applying.get():
+        return
+    if not has_app_context():
+        return
+    try:
+        index_for(current_app).apply_pending(session.get_bind(), wait=False)
+    except Exception:  # the change is committed; its outbox rows wait for the next writer
+        log.exception("Could not apply the search outbox; it stays queued.")
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_changes(session: Session) -> None:
+    session.info.pop("search_outbox", None)
+
+
+# --- The index ------------------------------------------------------------------------------
+
+
+@dataclass
+class Drift:
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    problem: str | None = None
+    checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.extra or self.stale or self.problem)
+
+
+class SearchIndex:
+    """One index folder as this process sees it: the open index and a reused searcher."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._lock = threading.RLock()
+        self._ix = None
+        self._searcher = None
+        self._columns: dict[str, list] = {}
+
+    # Opening, and rebuilding when missing or corrupt.
+
+    def _try_open(self):
+        try:
+            ix = index.open_dir(self.path)
+            ix.reader().close()
+            return ix
+        except Exception:  # missing, empty, or unreadable: rebuilt by the caller
+            return None
+
+    @contextlib.contextmanager
+    def _rebuild_lock(self):
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        with open(os.path.abspath(self.path) + ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _reset(self) -> None:
+        if self._searcher is not None:
+            with contextlib.suppress(Exception):
+                self._searcher.close()
+        self._ix = self._searcher = None
+        self._columns = {}
+
+    def open(self, engine: Engine):
+        """The index, rebuilt from the database first if it is missing or unreadable."""
+        with self._lock:
+            if self._ix is not None:
+                return self._ix
+            ix = self._try_open()
+            if ix is None:
+                with self._rebuild_lock():
+                    ix = self._try_open()
+                    if ix is None:
+                        shutil.rmtree(self.path, ignore_errors=True)
+                        os.makedirs(self.path)
+                        ix = index.create_in(self.path, SCHEMA)
+                        self._fill(ix, engine, timeout=60.0)
+            self._ix = ix
+            return ix
+
+    def exists(self) -> bool:
+        return self._try_open() is not None
+
+    # Writing.
+
+    def _fill(self, ix, engine: Engine, timeout: float, progress=None) -> int:
+        """Replace the index's contents with every live record; answer how many."""
+        with Session(engine) as session:
+            queued = list(session.scalars(select(SearchOutbox.id)))
+            ids = _all_ids(session)
+            total = 0
+            writer = ix.writer(timeout=timeout, limitmb=256)
+            try:
+                for kind, kind_ids in ids.items():
+                    for chunk in _chunks(kind_ids):
+                        for doc in BUILDERS[kind](session, chunk).values():
+                            writer.add_document(**doc)
+                            total += 1
+                        if progress:
+                            progress(len(chunk))
+            except BaseException:
+                writer.cancel()
+                raise
+            writer.commit(mergetype=writing.CLEAR)
+        self._forget(engine, queued)
+        return total
+
+    def _forget(self, engine: Engine, ids: list[int]) -> None:
+        if not ids:
+            return
+        token = database.start_writing()
+        try:
+            with Session(engine) as session:
+                for start in range(0, len(ids), CHUNK):
+                    session.execute(
+                        delete(SearchOutbox).where(SearchOutbox.id.in_(ids[start : start + CHUNK]))
+                    )
+                session.commit()
+        finally:
+            database.stop_writing(token)
+
+    def reindex(self, engine: Engine, progress=None) -> int:
+        with self._lock:
+            ix = self.open(engine)
+            total = self._fill(ix, engine, timeout=120.0, progress=progress)
+            return total
+
+    def apply_pending(self, engine: Engine, wait: bool) -> bool:
+        """Apply the outbox; answer False when another process holds the writer (its rows
+        then stay for that process or the next)."""
+        token = _applying.set(True)
+        try:
+            with self._lock:
+                ix = self.open(engine)
+                for _ in range(10):  # what others commit meanwhile, a few rounds at most
+                    with Session(engine) as session:
+                        rows = session.execute(
+                            select(SearchOutbox.id, SearchOutbox.kind, SearchOutbox.record_id)
+                        ).all()
+                        if not rows:
+                            return True
+                        try:
+                            writer = ix.writer(timeout=10.0 if wait else 0.0)
+                        except LockError:
+                            return False
+                        try:
+                            wanted: dict[str, set[int]] = {}
+                            for _, kind, record_id in rows:
+                                wanted.setdefault(kind, set()).add(record_id)
+                            for kind, kind_ids in _related(session, wanted).items():
+                                for chunk in _chunks(kind_ids):
+                                    docs = BUILDERS[kind](session, chunk)
+                                    for record_id in chunk:
+                                        doc = docs.get(record_id)
+                                        if doc is None:
+                                            writer.delete_by_term("key", f"{kind}:{record_id}")
+                                        else:
+                                            writer.update_document(**doc)
+                        except BaseException:
+                            writer.cancel()
+                            raise
+                        writer.commit()
+                    self._forget(engine, [row[0] for row in rows])
+                return True
+        finally:
+            _applying.reset(token)
+
+    # Reading.
+
+    def searcher(self, engine: Engine):
+        """The searcher, reused until the index changes."""
+        with self._lock:
+            for _ in range(2):
+                try:
+                    ix = self.open(engine)
+                    if self._searcher is None:
+                        self._searcher = ix.searcher()
+                        self._columns = {}
+                    elif not self._searcher.up_to_date():
+                        self._searcher = self._searcher.refresh()
+                        self._columns = {}
+                    return self._searcher
+                except Exception:  # the folder went away or broke under us: reopen
+                    log.warning("Search index unreadable; reopening it.", exc_info=True)
+                    self._reset()
+                    if not self.exists():
+                        continue
+            raise RuntimeError("The search index cannot be opened.")
+
+    def column(self, searcher, name: str) -> list:
+        """A facet's value for every document, read once per searcher ("" where none)."""
+        values = self._columns.get(name)
+        if values is None:
+            values = []
+            for leaf, _offset in searcher.reader().leaf_readers():
+                if leaf.has_column(name):
+                    values += list(leaf.column_reader(name, translate=True))
+                else:
+                    values += [""] * leaf.doc_count_all()
+            self._columns[name] = values
+        return values
+
+    def drift(self, engine: Engine) -> Drift:
+        report = Drift()
+        if not self.exists():
+            report.problem = f"The search index in {self.path} is missing or unreadable."
+            with Session(engine) as session:
+                report.missing = [f"{k}:{i}" for k, ids in _all_ids(session).items() for i in ids]
+            return report
+        self.apply_pending(engine, wait=True)
+        with Session(engine) as session:
+            expected = {}
+            for kind, ids in _all_ids(session).items():
+                for chunk in _chunks(ids):
+                    for doc in BUILDERS[kind](session, chunk).values():
+                        expected[doc["key"]] = doc["digest"]
+        with self.searcher(engine).reader() as reader:
+            found = {s["key"]: s.get("digest") for s in reader.all_stored_fields()}
+        report.checked = len(expected)
+        report.missing = sorted(set(expected) - set(found))
+        report.extra = sorted(set(found) - set(expected))
+        report.stale = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
+        return report
+
+
+_INDEXES: dict[str, SearchIndex] = {}
+_INDEXES_LOCK = threading.Lock()
+
+
+def index_for(app) -> SearchIndex:
+    path = os.path.abspath(app.config["SEARCH_INDEX_DIR"])
+    with _INDEXES_LOCK:
+        found = _INDEXES.get(path)
+        if found is None:
+            found = _INDEXES[path] = SearchIndex(path)
+        return found
+
+
+# --- Queries --------------------------------------------------------------------------------
+
+
+def _fail(name: str, message: str):
+    raise ValidationError({name: [message]})
+
+
+_FUZZY_DEFAULT = re.compile(r"(\w)~(?![\d.])")
+
+
+def _check_syntax(text: str) -> None:
+    if len(text) > MAX_QUERY_LENGTH:
+        _fail("q", f"The query is longer than {MAX_QUERY_LENGTH} characters.")
+    if text.count('"') % 2:
+        _fail("q", 'The query has an unclosed quote (").')
+    depth = 0
+    for part in re.sub(r'"[^"]*"', " ", text):
+        depth += part == "("
+        depth -= part == ")"
+        if depth < 0:
+            _fail("q", "The query closes a parenthesis it never opened.")
+    if depth:
+        _fail("q", "The query opens a parenthesis it never closes.")
+    stripped = re.sub(r'"[^"]*"', " x ", text).split()
+    operators = {"AND", "OR", "NOT", "ANDNOT", "ANDMAYBE"}
+    if stripped and (stripped[-1] in operators or stripped[0] in operators - {"NOT"}):
+        _fail("q", "The query starts or ends with an operator (AND, OR, NOT) missing its term.")
+
+
+def _fuzzy_defaults(text: str) -> str:
+    """A bare trailing `~` tolerates two typos in words of five letters or more, one below."""
+
+    def widen(match: re.Match) -> str:
+        start = match.start()
+        word = re.search(r"\w+$", text[: start + 1])
+        return f"{match.group(1)}~{2 if word and len(word.group()) >= 5 else 1}"
+
+    return _FUZZY_DEFAULT.sub(widen, text)
+
+
+def _targets(name: str, staff: bool) -> tuple[str, ...]:
+    targets = (STAFF_TARGETS if staff else PUBLIC_TARGETS).get(name)
+    if targets is None:
+        known = ", ".join(n for n in (STAFF_TARGETS if staff else PUBLIC_TARGETS) if n != "all")
+        _fail("q", f"Unknown field {name!r} in the query; fields: {known}.")
+    return targets
+
+
+def _either(queries: list) -> query.Query:
+    queries = [q for q in queries if q is not None]
+    if not queries:
+        return query.NullQuery
+    return queries[0] if len(queries) == 1 else query.Or(queries)
+
+
+def _word_query(target: str, word: str, boost: float) -> query.Query | None:
+    if word in STOP_WORDS:
+        return None
+    exact = query.Term(f"t_{target}", fold(word), boost=boost)
+    stemmed = [query.Term(f"t_{target}_s", s, boost=boost * 0.8) for s in stems(word)]
+    return query.Or([exact, *stemmed])
+
+
+def _on_fields(q: query.Query, staff: bool) -> query.Query:
+    """The parsed query on the fields this audience may search, in their exact and stemmed
+    forms; an error the parser tolerated becomes the 422 it deserves."""
+    error = getattr(q, "error", None)
+    if error:
+        _fail("q", f"The query does not parse: {error}.")
+    if isinstance(q, query.FuzzyTerm):
+        text = fold(q.text)
+        return _either(
+            [
+                query.FuzzyTerm(f"t_{t}", text, maxdist=q.maxdist, prefixlength=1, boost=q.boost)
+                for t in _targets(q.fieldname, staff)
+            ]
+        )
+    if isinstance(q, query.Prefix | query.Wildcard):
+        text = fold(q.text)
+        if len(text.replace("*", "").replace("?", "")) < 2:
+            _fail("q", "A wildcard needs at least two letters before it.")
+        return _either([q.__class__(f"t_{t}", text) for t in _targets(q.fieldname, staff)])
+    if isinstance(q, query.Term):
+        words = [t.text for t in _content_words()(q.text)] if isinstance(q.text, str) else []
+        return _either(
+            [
+                _either([_word_query(t, w, q.boost) for w in words])
+                if len(words) <= 1
+                else query.Phrase(f"t_{t}", [fold(w) for w in words])
+                for t in _targets(q.fieldname, staff)
+            ]
+        )
+    if isinstance(q, query.Phrase):
+        words = [fold(w) for w in q.words if w not in STOP_WORDS]
+        targets = _targets(q.fieldname, staff)
+        if len(words) == 1:
+            return _either([_word_query(t, words[0], q.boost) for t in targets])
+        if not words:
+            return query.NullQuery
+        return _either([query.Phrase(f"t_{t}", words, slop=q.slop, boost=q.boost) for t in targets])
+    if isinstance(q, query.Every):
+        return query.Every()
+    if q.is_leaf():
+        if isinstance(q, query.TermRange | query.NumericRange | query.DateRange):
+            _fail(
+                "q", "Ranges ([a TO b]) are not supported in the query; use date_from and date_to."
+            )
+        if q is query.NullQuery or isinstance(q, type(query.NullQuery)):
+            return q
+        _fail("q", f"This kind of query is not supported: {q}.")
+    return q.apply(lambda child: _on_fields(child, staff))
+
+
+def parse_query(text: str, staff: bool) -> query.Query:
+    _check_syntax(text)
+    try:
+        parsed = PARSER.parse(_fuzzy_defaults(text))
+    except Exception as exc:  # the parser's own failures name what went wrong
+        _fail("q", f"The query does not parse: {exc}.")
+    return _on_fields(parsed, staff).normalize()
+
+
+# --- Parameters -----------------------------------------------------------------------------
+
+
+@dataclass
+class Params:
+    q: str = ""
+    type: str | None = None
+    filters: list = field(default_factory=list)
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    sort: str = "relevance"
+    page: int = 1
+    per_page: int = 50
+
+
+def _whole(value: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError("Not a valid integer.") from None
+    if not low <= number <= high:
+        raise ValueError(f"Must be a whole number from {low} to {high}.")
+    return number
+
+
+def _choice(values: tuple) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in values:
+            raise ValueError(f"Must be one of: {', '.join(values)}.")
+        return value
+
+    return parse
+
+
+def _iso_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("Not a valid date: use YYYY-MM-DD.") from None
+
+
+MAX_ID = 2**31 - 1
+FILTERS: dict[str, tuple[Callable[[str], Any], Callable[[Any], query.Query]]] = {
+    "operation": (
+        lambda v: _whole(v, 1, MAX_ID),
+        lambda v: query.Term("operation_id", str(v), boost=0.0),
+    ),
+    "actor": (lambda v: _whole(v, 1, MAX_ID), lambda v: query.Term("actor_id", str(v), boost=0.0)),
+    "admin1": (str, lambda v: query.Term("admin1_key", fold(v), boost=0.0)),
+    "year": (lambda v: _whole(v, 1900, 2200), lambda v: query.Term("year", str(v), boost=0.0)),
+    "event_type": (_choice(vocab.EVENT_TYPES), lambda v: query.Term("event_type", v, boost=0.0)),
+    "status": (_choice(vocab.EVENT_STATUSES), lambda v: query.Term("status", v, boost=0.0)),
+}
+PARAMS = ("q", "type", *FILTERS, "date_from", "date_to", "sort", "page", "per_page")
+
+
+def parse_params(params: Mapping[str, str], default_per_page: int, max_per_page: int) -> Params:
+    errors: dict[str, list[str]] = {}
+    out = Params(per_page=default_per_page)
+    parsers: dict[str, Callable[[str], Any]] = {
+        "type": _choice(TYPES),
+        "date_from": _iso_date,
+        "date_to": _iso_date,
+        "sort": _choice(SORTS),
+        "page": lambda v: _whole(v, 1, MAX_ID),
+        "per_page": lambda v: min(_whole(v, 1, MAX_ID), max_per_page),
+    }
+    for name, raw in params.items():
+        if name not in PARAMS:
+            errors[name] = [f"Unknown parameter; search takes: {', '.join(PARAMS)}."]
+            continue
+        if not isinstance(raw, str):
+            errors[name] = ["Give this parameter as text."]
+            continue
+        try:
+            if name == "q":
+                out.q = raw.strip()
+            elif name in FILTERS:
+                parse, clause = FILTERS[name]
+                out.filters.append(clause(parse(raw)))
+            else:
+                setattr(out, name, parsers[name](raw))
+        except ValueError as exc:
+            errors[name] = [str(exc)]
+    if out.date_from and out.date_to and out.date_from > out.date_to:
+        errors["date_to"] = ["Must not be before date_from."]
+    if "sort" not in params and not out.q:
+        out.sort = "-date"
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+# --- Searching ------------------------------------------------------------------------------
+
+
+def _highlight_terms(q: query.Query, reader) -> tuple[set[str], set[str]]:
+    """The words to mark: the query's own, and what its fuzzy and wildcard terms matched."""
+    exact, stemmed = set(), set()
+    leaves = [q] if q.is_leaf() else list(q.leaves())
+    for leaf in leaves:
+        if isinstance(leaf, query.MultiTerm):
+            terms = leaf.expanded_terms(reader)
+        else:
+            terms = leaf.terms(phrases=True) if leaf.has_terms() else ()
+        for fieldname, text in terms:
+            if not fieldname.startswith("t_"):
+                continue
+            text = text.decode("utf-8") if isinstance(text, bytes) else text
+            (stemmed if fieldname.endswith("_s") else exact).add(text)
+    return exact, stemmed
+
+
+def _marked(text: str, exact: set[str], stemmed: set[str]) -> tuple[int, str]:
+    """How many words of `text` the query matched, and an escaped window of it around the
+    first, each matched word in <mark>."""
+    spans = []
+    for token in RegexTokenizer()(text, chars=True):
+        word = _normal(token.text)
+        if word in STOP_WORDS:
+            continue
+        if fold(word) in exact or any(s in stemmed for s in stems(word)):
+            spans.append((token.startchar, token.endchar))
+    if not text:
+        return 0, ""
+    first = spans[0][0] if spans else 0
+    start = max(0, first - SNIPPET_CHARS // 4)
+    if start:
+        space = text.rfind(" ", 0, start)
+        start = space + 1 if space >= 0 and start - space < 30 else start
+    end = min(len(text), start + SNIPPET_CHARS)
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        end = space if space > start + SNIPPET_CHARS // 2 else end
+    out, at = [], start
+    for s, e in spans:
+        if s < start or e > end:
+            continue
+        out += [str(escape(text[at:s])), "<mark>", str(escape(text[s:e])), "</mark>"]
+        at = e
+    out.append(str(escape(text[at:end])))
+    snippet = "".join(out).replace("\n", " · ")
+    return len(spans), ("…" if start else "") + snippet + ("…" if end < len(text) else "")
+
+
+def _snippet(stored: Mapping[str, Any], staff: bool, exact: set[str], stemmed: set[str]) -> str:
+    fields_read = ("s_body", "s_file", "s_private") if staff else ("s_body", "s_file")
+    best = (0, "")
+    for name in fields_read:
+        found = _marked(stored.get(name) or "", exact, stemmed)
+        if found[0] > best[0]:
+            best = found
+    if best[0]:
+        return best[1]
+    return _marked(stored.get("s_body") or stored.get("s_title") or "", exact, stemmed)[1]
+
+
+def _counts(values: list, docs: list[int]) -> dict[str, int]:
+    counted = Counter(map(values.__getitem__, docs))
+    counted.pop("", None)
+    counted.pop(None, None)
+    return {str(k): v for k, v in sorted(counted.items(), key=lambda kv: (-kv[1], str(kv[0])))}
+
+
+def _score(value: Any) -> float:
+    """A hit's relevance; sorted by date, Whoosh gives the sort key, whose last part is the
+    relevance negated."""
+    if isinstance(value, tuple):
+        value = -value[-1]
+    return round(float(value or 0.0), 4)
+
+
+def search(session: Session, user, params: Mapping[str, str]) -> dict[str, Any]:
+    """Search the archive as `user` may read it: the API's JSON answer.
+
+    Raises marshmallow's ValidationError naming the parameter for bad input, including a
+    query that does not parse.
+    """
+    config = current_app.config
+    p = parse_params(params, config["API_DEFAULT_PER_PAGE"], config["API_MAX_PER_PAGE"])
+    staff = access.is_staff(user)
+    user_query = parse_query(p.q, staff) if p.q else query.Every()
+    required: list[query.Query] = list(p.filters)
+    if not staff:
+        required.append(query.Term("public", "yes", boost=0.0))
+    if p.type:
+        required.append(query.Term("type", p.type, boost=0.0))
+    if p.date_from:
+        required.append(query.NumericRange("last", _day(p.date_from), None, boost=0.0))
+    if p.date_to:
+        required.append(query.NumericRange("start", NO_DATE + 1, _day(p.date_to), boost=0.0))
+    full = query.And([user_query, *required]).normalize() if required else user_query
+
+    engine = session.get_bind()
+    holder = index_for(current_app)
+    holder.apply_pending(engine, wait=True)
+    searcher = holder.searcher(engine)
+    empty = isinstance(full, type(query.NullQuery))
+    docs = [] if empty else sorted(searcher.docs_for_query(full))
+    facets = {"type": _counts(holder.column(searcher, "type"), docs)}
+    facets["operation"] = _counts(holder.column(searcher, "operation_id"), docs)
+    actor_counts: Counter = Counter()
+    actor_column = holder.column(searcher, "actors")
+    for value in map(actor_column.__getitem__, docs):
+        if value:
+            actor_counts.update(value.split())
+    facets["actor"] = dict(sorted(actor_counts.items(), key=lambda kv: (-kv[1], int(kv[0]))))
+    for name in ("admin1", "year", "event_type", "status"):
+        facets[name] = _counts(holder.column(searcher, name), docs)
+
+    items = []
+    offset = (p.page - 1) * p.per_page
+    if docs and offset < len(docs):
+        limit = offset + p.per_page
+        if p.sort == "-date":
+            hits = searcher.search(
+                full,
+                limit=limit,
+                sortedby=[sorting.FieldFacet("start", reverse=True), sorting.ScoreFacet()],
+            )
+        else:
+            hits = searcher.search(full, limit=limit)
+        exact, stemmed = _highlight_terms(user_query, searcher.reader())
+        for hit in list(hits)[offset:limit]:
+            stored = hit.fields()
+            items.append(
+                {
+                    "type": stored["type"],
+                    "id": stored["rid"],
+                    "title": stored.get("s_title") or "",
+                    "snippet": _snippet(stored, staff, exact, stemmed),
+                    "score": _score(hit.score),
+                }
+            )
+    return {
+        "items": items,
+        "total": len(docs),
+        "page": p.page,
+        "per_page": p.per_page,
+        "facets": facets,
+    }
+
+
+def pending(session: Session) -> int:
+    return session.scalar(select(func.count(SearchOutbox.id))) or 0
