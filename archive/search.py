@@ -1107,15 +1107,8 @@ def _score(value: Any) -> float:
     return round(float(value or 0.0), 4)
 
 
-def search(session: Session, user, params: Mapping[str, str]) -> dict[str, Any]:
-    """Search the archive as `user` may read it: the API's JSON answer.
-
-    Raises marshmallow's ValidationError naming the parameter for bad input, including a
-    query that does not parse.
-    """
-    config = current_app.config
-    p = parse_params(params, config["API_DEFAULT_PER_PAGE"], config["API_MAX_PER_PAGE"])
-    staff = access.is_staff(user)
+def _queries(p: Params, staff: bool) -> tuple[query.Query, query.Query]:
+    """The reader's own query, and the whole one: with the filters, and only what they may read."""
     user_query = parse_query(p.q, staff) if p.q else query.Every()
     required: list[query.Query] = list(p.filters)
     if not staff:
@@ -1126,7 +1119,24 @@ def search(session: Session, user, params: Mapping[str, str]) -> dict[str, Any]:
         required.append(query.NumericRange("last", _day(p.date_from), None, boost=0.0))
     if p.date_to:
         required.append(query.NumericRange("start", NO_DATE + 1, _day(p.date_to), boost=0.0))
-    full = query.And([user_query, *required]).normalize() if required else user_query
+    # Not And([Every(), …]).normalize(): Whoosh turns an And holding an unfielded Every into
+    # Every itself, which would drop every filter, the "public" one included.
+    parts = required if isinstance(user_query, query.Every) else [user_query, *required]
+    if not parts:
+        return user_query, user_query
+    return user_query, (query.And(parts).normalize() if len(parts) > 1 else parts[0])
+
+
+def search(session: Session, user, params: Mapping[str, str]) -> dict[str, Any]:
+    """Search the archive as `user` may read it: the API's JSON answer.
+
+    Raises marshmallow's ValidationError naming the parameter for bad input, including a
+    query that does not parse.
+    """
+    config = current_app.config
+    p = parse_params(params, config["API_DEFAULT_PER_PAGE"], config["API_MAX_PER_PAGE"])
+    staff = access.is_staff(user)
+    user_query, full = _queries(p, staff)
 
     engine = session.get_bind()
     holder = index_for(current_app)
@@ -1180,3 +1190,29 @@ def search(session: Session, user, params: Mapping[str, str]) -> dict[str, Any]:
 
 def pending(session: Session) -> int:
     return session.scalar(select(func.count(SearchOutbox.id))) or 0
+
+
+def all_hits(session: Session, user, params: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Every record the search finds, not one page: type, id and title, in the pages' order.
+
+    Takes the parameters `search` takes (`page` and `per_page` are ignored) and raises the
+    same ValidationError for bad ones.
+    """
+    config = current_app.config
+    wanted = {k: v for k, v in params.items() if k not in ("page", "per_page")}
+    p = parse_params(wanted, config["API_DEFAULT_PER_PAGE"], config["API_MAX_PER_PAGE"])
+    _, full = _queries(p, access.is_staff(user))
+    if isinstance(full, type(query.NullQuery)):
+        return []
+    engine = session.get_bind()
+    holder = index_for(current_app)
+    holder.apply_pending(engine, wait=True)
+    searcher = holder.searcher(engine)
+    if p.sort == "-date":
+        order = [sorting.FieldFacet("start", reverse=True), sorting.ScoreFacet()]
+        hits = searcher.search(full, limit=None, sortedby=order)
+    else:
+        hits = searcher.search(full, limit=None)
+    return [
+        {"type": hit["type"], "id": hit["rid"], "title": hit.get("s_title") or ""} for hit in hits
+    ]
