@@ -10,7 +10,7 @@ from flask.cli import AppGroup
 from marshmallow import ValidationError
 from sqlalchemy import func, select
 
-from . import access, context_figures, database, demo, provenance, sourcefiles, users
+from . import access, context_figures, database, demo, provenance, search, sourcefiles, users
 from .extensions import db
 from .models import SourceFile, StoredFile, User
 
@@ -21,6 +21,7 @@ users_cli = AppGroup("users", help="Manage accounts and API tokens.")
 audit_cli = AppGroup("audit", help="Check the audit log.")
 demo_cli = AppGroup("demo", help="Demo data built from publicly reported cases.")
 files_cli = AppGroup("files", help="Check the archived source files.")
+search_cli = AppGroup("search", help="The full-text search index.")
 context_cli = AppGroup(
     "context", help="Official population and homicide figures per region and year."
 )
@@ -229,6 +230,37 @@ def load_context(file, source_id: int | None, dry_run: bool) -> None:
         click.echo(f"Context figures loaded from {len(rows)} rows: {counts}.")
 
 
+@search_cli.command("reindex")
+def search_reindex() -> None:
+    """Rebuild the search index from the database (searches go on meanwhile)."""
+    index = search.index_for(current_app)
+    total = search.live_count(db.session)
+    with click.progressbar(length=total, label="Indexing") as bar:
+        indexed = index.reindex(db.engine, progress=bar.update)
+    click.echo(f"Search index rebuilt: {indexed} records in {index.path}.")
+
+
+@search_cli.command("check")
+def search_check() -> None:
+    """Compare the search index with the database; exit 1 listing the drift."""
+    report = search.index_for(current_app).drift(db.engine)
+    if report.ok:
+        click.echo(f"Search index in step with the database: {report.checked} records.")
+        return
+    if report.problem:
+        click.echo(report.problem, err=True)
+    for label, keys in (
+        ("missing from the index", report.missing),
+        ("in the index but not live in the database", report.extra),
+        ("indexed as they were before a change", report.stale),
+    ):
+        if keys:
+            shown = ", ".join(keys[:20]) + (f" and {len(keys) - 20} more" if len(keys) > 20 else "")
+            click.echo(f"{len(keys)} {label}: {shown}", err=True)
+    click.echo("Run `flask search reindex` to rebuild the index.", err=True)
+    raise SystemExit(1)
+
+
 def init_app(app: Flask) -> None:
-    for group in (users_cli, audit_cli, demo_cli, files_cli, context_cli):
+    for group in (users_cli, audit_cli, demo_cli, files_cli, context_cli, search_cli):
         app.cli.add_command(group)

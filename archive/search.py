@@ -29,11 +29,13 @@ one document per live record, built from what each audience may read (DOMAIN.md 
 
 from __future__ import annotations
 
+import atexit
 import calendar
 import contextlib
 import datetime as dt
 import fcntl
 import functools
+import gc
 import hashlib
 import html
 import logging
@@ -42,7 +44,8 @@ import re
 import shutil
 import threading
 import unicodedata
-from collections import Counter
+import warnings
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -54,8 +57,9 @@ from marshmallow import ValidationError
 from sqlalchemy import delete, event, func, insert, inspect, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, joinedload, selectinload
-from whoosh import fields, index, query, sorting, writing
+from whoosh import fields, query, sorting, writing
 from whoosh.analysis import Filter, RegexTokenizer, StopFilter
+from whoosh.filedb.filestore import FileStorage
 from whoosh.index import LockError
 from whoosh.lang import stemmer_for_language, stopwords_for_language
 from whoosh.qparser import FieldsPlugin, FuzzyTermPlugin, QueryParser
@@ -574,8 +578,11 @@ def _apply_after_commit(session: Session) -> None:
         return
     if not has_app_context():
         return
+    holder = index_for(current_app)
+    if not holder.exists_cheaply():
+        return  # built, with everything, by the first search or `flask search reindex`
     try:
-        index_for(current_app).apply_pending(session.get_bind(), wait=False)
+        holder.apply_pending(session.get_bind(), wait=False)
     except Exception:  # the change is committed; its outbox rows wait for the next writer
         log.exception("Could not apply the search outbox; it stays queued.")
 
@@ -613,13 +620,32 @@ class SearchIndex:
 
     # Opening, and rebuilding when missing or corrupt.
 
+    def _storage(self) -> FileStorage:
+        # Read with plain reads, not mmap: a file truncated under a mapping kills the
+        # process (SIGBUS) where a read raises an error the index recovers from.
+        return FileStorage(self.path, supports_mmap=False)
+
+    def discard(self, engine: Engine) -> None:
+        """Throw away an index found unreadable and build it again from the database."""
+        with self._lock:
+            self._reset()
+            with self._rebuild_lock():
+                shutil.rmtree(self.path, ignore_errors=True)
+            self.open(engine)
+
     def _try_open(self):
-        try:
-            ix = index.open_dir(self.path)
-            ix.reader().close()
-            return ix
-        except Exception:  # missing, empty, or unreadable: rebuilt by the caller
-            return None
+        # Whoosh leaves the files of an index it cannot read open; they close, unwarned,
+        # when the error is dropped here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            try:
+                ix = self._storage().open_index()
+                ix.reader().close()
+                return ix
+            except Exception:  # missing, empty, or unreadable: rebuilt by the caller
+                pass
+            gc.collect()
+        return None
 
     @contextlib.contextmanager
     def _rebuild_lock(self):
@@ -630,6 +656,10 @@ class SearchIndex:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        with self._lock:
+            self._reset()
 
     def _reset(self) -> None:
         if self._searcher is not None:
@@ -650,10 +680,14 @@ class SearchIndex:
                     if ix is None:
                         shutil.rmtree(self.path, ignore_errors=True)
                         os.makedirs(self.path)
-                        ix = index.create_in(self.path, SCHEMA)
+                        ix = self._storage().create_index(SCHEMA)
                         self._fill(ix, engine, timeout=60.0)
             self._ix = ix
             return ix
+
+    def exists_cheaply(self) -> bool:
+        """Whether there is an index to keep in step (a look at the folder, nothing read)."""
+        return self._ix is not None or (os.path.isdir(self.path) and self._storage().index_exists())
 
     def exists(self) -> bool:
         return self._try_open() is not None
@@ -728,11 +762,9 @@ class SearchIndex:
                                 for chunk in _chunks(kind_ids):
                                     docs = BUILDERS[kind](session, chunk)
                                     for record_id in chunk:
-                                        doc = docs.get(record_id)
-                                        if doc is None:
-                                            writer.delete_by_term("key", f"{kind}:{record_id}")
-                                        else:
-                                            writer.update_document(**doc)
+                                        writer.delete_by_term("key", f"{kind}:{record_id}")
+                                        if record_id in docs:
+                                            writer.add_document(**docs[record_id])
                         except BaseException:
                             writer.cancel()
                             raise
@@ -754,7 +786,10 @@ class SearchIndex:
                         self._searcher = ix.searcher()
                         self._columns = {}
                     elif not self._searcher.up_to_date():
-                        self._searcher = self._searcher.refresh()
+                        # Not refresh(): it reuses the reader of a segment whose deletions
+                        # changed, and so kept showing documents deleted since.
+                        self._searcher.close()
+                        self._searcher = ix.searcher()
                         self._columns = {}
                     return self._searcher
                 except Exception:  # the folder went away or broke under us: reopen
@@ -800,8 +835,11 @@ class SearchIndex:
         return report
 
 
-_INDEXES: dict[str, SearchIndex] = {}
+# One per index folder in this process; a few at most (tests make one per app), the oldest
+# closed when another is opened, and all of them at exit.
+_INDEXES: OrderedDict[str, SearchIndex] = OrderedDict()
 _INDEXES_LOCK = threading.Lock()
+KEEP_OPEN = 4
 
 
 def index_for(app) -> SearchIndex:
@@ -810,7 +848,17 @@ def index_for(app) -> SearchIndex:
         found = _INDEXES.get(path)
         if found is None:
             found = _INDEXES[path] = SearchIndex(path)
+            while len(_INDEXES) > KEEP_OPEN:
+                _INDEXES.popitem(last=False)[1].close()
+        _INDEXES.move_to_end(path)
         return found
+
+
+@atexit.register
+def _close_all() -> None:
+    with _INDEXES_LOCK:
+        while _INDEXES:
+            _INDEXES.popitem()[1].close()
 
 
 # --- Queries --------------------------------------------------------------------------------
@@ -980,13 +1028,13 @@ MAX_ID = 2**31 - 1
 FILTERS: dict[str, tuple[Callable[[str], Any], Callable[[Any], query.Query]]] = {
     "operation": (
         lambda v: _whole(v, 1, MAX_ID),
-        lambda v: query.Term("operation_id", str(v), boost=0.0),
+        lambda v: query.Term("operation_id", str(v)),
     ),
-    "actor": (lambda v: _whole(v, 1, MAX_ID), lambda v: query.Term("actor_id", str(v), boost=0.0)),
-    "admin1": (str, lambda v: query.Term("admin1_key", fold(v), boost=0.0)),
-    "year": (lambda v: _whole(v, 1900, 2200), lambda v: query.Term("year", str(v), boost=0.0)),
-    "event_type": (_choice(vocab.EVENT_TYPES), lambda v: query.Term("event_type", v, boost=0.0)),
-    "status": (_choice(vocab.EVENT_STATUSES), lambda v: query.Term("status", v, boost=0.0)),
+    "actor": (lambda v: _whole(v, 1, MAX_ID), lambda v: query.Term("actor_id", str(v))),
+    "admin1": (str, lambda v: query.Term("admin1_key", fold(v))),
+    "year": (lambda v: _whole(v, 1900, 2200), lambda v: query.Term("year", str(v))),
+    "event_type": (_choice(vocab.EVENT_TYPES), lambda v: query.Term("event_type", v)),
+    "status": (_choice(vocab.EVENT_STATUSES), lambda v: query.Term("status", v)),
 }
 PARAMS = ("q", "type", *FILTERS, "date_from", "date_to", "sort", "page", "per_page")
 
@@ -1112,19 +1160,24 @@ def _queries(p: Params, staff: bool) -> tuple[query.Query, query.Query]:
     user_query = parse_query(p.q, staff) if p.q else query.Every()
     required: list[query.Query] = list(p.filters)
     if not staff:
-        required.append(query.Term("public", "yes", boost=0.0))
+        required.append(query.Term("public", "yes"))
     if p.type:
-        required.append(query.Term("type", p.type, boost=0.0))
+        required.append(query.Term("type", p.type))
     if p.date_from:
-        required.append(query.NumericRange("last", _day(p.date_from), None, boost=0.0))
+        required.append(query.NumericRange("last", _day(p.date_from), None))
     if p.date_to:
-        required.append(query.NumericRange("start", NO_DATE + 1, _day(p.date_to), boost=0.0))
-    # Not And([Every(), …]).normalize(): Whoosh turns an And holding an unfielded Every into
-    # Every itself, which would drop every filter, the "public" one included.
-    parts = required if isinstance(user_query, query.Every) else [user_query, *required]
-    if not parts:
-        return user_query, user_query
-    return user_query, (query.And(parts).normalize() if len(parts) > 1 else parts[0])
+        required.append(query.NumericRange("start", NO_DATE + 1, _day(p.date_to)))
+    # Filters only narrow: they add nothing to a score (a zero boost would lose hits).
+    required = [query.ConstantScoreQuery(q, 0.0) for q in required]
+    if isinstance(user_query, type(query.NullQuery)):  # stop words alone: nothing to find
+        full = query.NullQuery
+    elif not required:
+        full = user_query
+    elif isinstance(user_query, query.Every):  # And() would normalise the filters away
+        full = query.And(required) if len(required) > 1 else required[0]
+    else:
+        full = query.And([user_query, *required])
+    return user_query, full
 
 
 def search(session: Session, user, params: Mapping[str, str]) -> dict[str, Any]:
@@ -1140,6 +1193,15 @@ def search(session: Session, user, params: Mapping[str, str]) -> dict[str, Any]:
 
     engine = session.get_bind()
     holder = index_for(current_app)
+    try:
+        return _run(holder, engine, p, staff, user_query, full)
+    except Exception:  # an index broken on disk: rebuilt from the database, asked again
+        log.exception("The search index failed; rebuilding it from the database.")
+        holder.discard(engine)
+        return _run(holder, engine, p, staff, user_query, full)
+
+
+def _run(holder: SearchIndex, engine: Engine, p: Params, staff: bool, user_query, full) -> dict:
     holder.apply_pending(engine, wait=True)
     searcher = holder.searcher(engine)
     empty = isinstance(full, type(query.NullQuery))
@@ -1189,7 +1251,16 @@ def search(session: Session, user, params: Mapping[str, str]) -> dict[str, Any]:
 
 
 def pending(session: Session) -> int:
+    """How many changes wait to be applied to the index."""
     return session.scalar(select(func.count(SearchOutbox.id))) or 0
+
+
+def live_count(session: Session) -> int:
+    """How many records the index should hold."""
+    return sum(
+        session.scalar(select(func.count(model.id)).where(model.deleted_at.is_(None))) or 0
+        for model in MODELS.values()
+    )
 
 
 def all_hits(session: Session, user, params: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -1206,6 +1277,15 @@ def all_hits(session: Session, user, params: Mapping[str, str]) -> list[dict[str
         return []
     engine = session.get_bind()
     holder = index_for(current_app)
+    try:
+        return _all_hits(holder, engine, p, full)
+    except Exception:  # an index broken on disk: rebuilt from the database, asked again
+        log.exception("The search index failed; rebuilding it from the database.")
+        holder.discard(engine)
+        return _all_hits(holder, engine, p, full)
+
+
+def _all_hits(holder: SearchIndex, engine: Engine, p: Params, full) -> list[dict[str, Any]]:
     holder.apply_pending(engine, wait=True)
     searcher = holder.searcher(engine)
     if p.sort == "-date":

@@ -247,3 +247,17 @@ def test_html_in_another_declared_encoding_is_read_in_it(app, client, factory, a
     data = '<meta http-equiv="Content-Type" content="text/html; charset=koi8-r"><p>Москва</p>'
     text = uploaded_text(app, client, factory, auth, data.encode("koi8-r"), "nota.html")
     assert text == "Москва"
+
+
+def test_text_extracted_later_is_found_by_search(app, client, factory, auth, runner):
+    source_id = factory.source(title="Informe")
+    data = b"<p>Declaraciones de Yusneidy</p>"
+    assert upload(client, auth("researcher"), source_id, data, "a.html").status_code == 201
+    forget_texts(app)
+    assert runner.invoke(args=["search", "reindex"]).exit_code == 0
+    found = client.get("/api/v1/search?q=yusneidy", headers=auth("researcher")).json
+    assert found["total"] == 0
+
+    assert runner.invoke(args=["files", "extract"]).exit_code == 0
+    found = client.get("/api/v1/search?q=yusneidy", headers=auth("researcher")).json
+    assert [(i["type"], i["id"]) for i in found["items"]] == [("source", source_id)]

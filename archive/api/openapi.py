@@ -512,6 +512,101 @@ def _add_exports(spec: APISpec) -> None:
     )
 
 
+def _add_search(spec: APISpec) -> None:
+    from .. import search, vocab
+
+    counts = {"type": "object", "additionalProperties": {"type": "integer"}}
+    spec.components.schema(
+        "SearchResults",
+        {
+            "type": "object",
+            "required": ["items", "total", "page", "per_page", "facets"],
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "type": {"type": "string", "enum": list(search.TYPES)},
+                            "id": {"type": "integer"},
+                            "title": {"type": "string"},
+                            "snippet": {
+                                "type": "string",
+                                "description": "HTML: the text around the words matched, "
+                                "each in <mark>, everything else escaped; taken only from "
+                                "what you may read (a source found by its file's text: that "
+                                "text).",
+                            },
+                            "score": {"type": "number"},
+                        },
+                    },
+                },
+                "total": {"type": "integer", "description": "Every match you may see."},
+                "page": {"type": "integer"},
+                "per_page": {"type": "integer"},
+                "facets": {
+                    "type": "object",
+                    "description": "Counts over all the matches (not only this page): records "
+                    "per type; events per operation id, actor id, state (admin1), year of "
+                    "start, event type and status.",
+                    "properties": {name: counts for name in search.FACETS},
+                },
+            },
+        },
+    )
+    text = {"type": "string"}
+    whole = {"type": "integer", "minimum": 1}
+    parameters = [
+        (
+            "q",
+            {"type": "string", "maxLength": search.MAX_QUERY_LENGTH},
+            "Words in Spanish or English, accents and case ignored, plurals and other "
+            'forms found by their stem; "a phrase"; field:word with fields title, actor, '
+            "operation, place, victim, file (and notes for staff); AND, OR, NOT and "
+            "parentheses; word~ tolerates typos, word* a prefix. Empty: every record.",
+        ),
+        ("type", {"type": "string", "enum": list(search.TYPES)}, "Only records of this type."),
+        ("operation", whole, "Events of this operation (its id)."),
+        ("actor", whole, "Events this actor (its id) took part in."),
+        ("admin1", text, "Events in this state, whatever its case and accents."),
+        ("year", {"type": "integer", "minimum": 1900, "maximum": 2200}, "Events starting then."),
+        ("event_type", {"type": "string", "enum": list(vocab.EVENT_TYPES)}, None),
+        ("status", {"type": "string", "enum": list(vocab.EVENT_STATUSES)}, None),
+        ("date_from", {"type": "string", "format": "date"}, "Records lasting until then or later."),
+        ("date_to", {"type": "string", "format": "date"}, "Records starting then or earlier."),
+        (
+            "sort",
+            {"type": "string", "enum": list(search.SORTS)},
+            "relevance (the default with a query) or -date, newest first (without one).",
+        ),
+        ("page", whole, None),
+        ("per_page", whole, "Larger asks are capped at the configured maximum."),
+    ]
+    spec.path(
+        "/api/v1/search",
+        operations={
+            "get": {
+                "tags": ["search"],
+                "summary": "Full-text search over events, operations, actors and sources",
+                "description": "Finds only what you may read: anonymous readers search "
+                "published records, without withheld identities or internal notes.",
+                "parameters": [
+                    {"in": "query", "name": name, "schema": schema}
+                    | ({"description": about} if about else {})
+                    for name, schema, about in parameters
+                ],
+                "responses": {
+                    "200": {
+                        "description": "One page of matches",
+                        "content": _json("SearchResults"),
+                    },
+                    **{c: _error(c) for c in ("401", "422")},
+                },
+            }
+        },
+    )
+
+
 @cache
 def build_spec() -> dict:
     plugin = MarshmallowPlugin()
@@ -546,6 +641,7 @@ def build_spec() -> dict:
     _add_files(spec)
     _add_indicators(spec)
     _add_exports(spec)
+    _add_search(spec)
     spec.path(
         "/api/v1/audit",
         operations={
