@@ -98,12 +98,14 @@ _STEM_EN = stemmer_for_language("en")
 _ACCENT_GUESSES = (("cion", "ción"), ("sion", "sión"), ("ias", "ías"), ("ia", "ía"))
 
 
+@functools.lru_cache(maxsize=200_000)
 def fold(text: str) -> str:
     """Compatibility-normalised, case-folded, without accents: "Tejerías" -> "tejerias"."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+@functools.lru_cache(maxsize=200_000)
 def _normal(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
@@ -174,8 +176,11 @@ def _content_words():
 EXACT = _content_words() | _Fold()
 STEMMED = _content_words() | _Stems()
 
-# The text fields: each is indexed twice, exact (`name`) and stemmed (`name_s`).
+# The text fields, indexed exact (`t_name`), and some stemmed too (`t_name_s`).
 TEXT_FIELDS = ("all", "title", "actor", "operation", "place", "victim", "file", "notes", "rvictim")
+# Those also indexed stemmed: the rest (names, places, file text, also inside `all`) are
+# searched by their exact, accent-folded words when a query names their field.
+STEMMED_FIELDS = frozenset({"all", "title", "notes", "rvictim"})
 # What a query may name, and the indexed fields each name searches for each audience.
 QUERY_FIELDS = ("all", "title", "actor", "operation", "place", "victim", "file", "notes")
 PUBLIC_TARGETS = {name: (name,) for name in QUERY_FIELDS if name != "notes"}
@@ -212,7 +217,10 @@ def _schema() -> fields.Schema:
     for name in TEXT_FIELDS:
         boost = 2.0 if name == "title" else 1.0
         schema.add(f"t_{name}", fields.TEXT(analyzer=EXACT, phrase=True, field_boost=boost))
-        schema.add(f"t_{name}_s", fields.TEXT(analyzer=STEMMED, phrase=False, field_boost=boost))
+        if name in STEMMED_FIELDS:
+            schema.add(
+                f"t_{name}_s", fields.TEXT(analyzer=STEMMED, phrase=False, field_boost=boost)
+            )
     return schema
 
 
@@ -280,7 +288,8 @@ def _document(kind: str, record_id: int, public: bool, **values: Any) -> dict[st
     for name, text in {**texts, "all": everything}.items():
         if text:
             doc[f"t_{name}"] = text
-            doc[f"t_{name}_s"] = text
+            if name in STEMMED_FIELDS:
+                doc[f"t_{name}_s"] = text
     doc["digest"] = hashlib.sha256(repr(sorted(doc.items())).encode()).hexdigest()
     return doc
 
@@ -668,11 +677,13 @@ class SearchIndex:
         self._ix = self._searcher = None
         self._columns = {}
 
-    def open(self, engine: Engine):
-        """The index, rebuilt from the database first if it is missing or unreadable."""
+    def open(self, engine: Engine, fill: bool = True):
+        """The index, rebuilt from the database first if it is missing or unreadable (or
+        created empty, for a caller about to fill it, when `fill` is False)."""
         with self._lock:
-            if self._ix is not None:
+            if self._ix is not None and os.path.isdir(self.path):
                 return self._ix
+            self._reset()
             ix = self._try_open()
             if ix is None:
                 with self._rebuild_lock():
@@ -681,13 +692,14 @@ class SearchIndex:
                         shutil.rmtree(self.path, ignore_errors=True)
                         os.makedirs(self.path)
                         ix = self._storage().create_index(SCHEMA)
-                        self._fill(ix, engine, timeout=60.0)
+                        if fill:
+                            self._fill(ix, engine, timeout=60.0)
             self._ix = ix
             return ix
 
     def exists_cheaply(self) -> bool:
         """Whether there is an index to keep in step (a look at the folder, nothing read)."""
-        return self._ix is not None or (os.path.isdir(self.path) and self._storage().index_exists())
+        return os.path.isdir(self.path) and self._storage().index_exists()
 
     def exists(self) -> bool:
         return self._try_open() is not None
@@ -732,9 +744,8 @@ class SearchIndex:
 
     def reindex(self, engine: Engine, progress=None) -> int:
         with self._lock:
-            ix = self.open(engine)
-            total = self._fill(ix, engine, timeout=120.0, progress=progress)
-            return total
+            ix = self.open(engine, fill=False)
+            return self._fill(ix, engine, timeout=120.0, progress=progress)
 
     def apply_pending(self, engine: Engine, wait: bool) -> bool:
         """Apply the outbox; answer False when another process holds the writer (its rows
@@ -799,6 +810,14 @@ class SearchIndex:
                         continue
             raise RuntimeError("The search index cannot be opened.")
 
+    def audience(self, searcher, value: str) -> set[int]:
+        """The documents of an audience, found once per searcher."""
+        key = f"audience:{value}"
+        found = self._columns.get(key)
+        if found is None:
+            found = self._columns[key] = set(searcher.docs_for_query(query.Term("public", value)))
+        return found
+
     def column(self, searcher, name: str) -> list:
         """A facet's value for every document, read once per searcher ("" where none)."""
         values = self._columns.get(name)
@@ -826,8 +845,8 @@ class SearchIndex:
                 for chunk in _chunks(ids):
                     for doc in BUILDERS[kind](session, chunk).values():
                         expected[doc["key"]] = doc["digest"]
-        with self.searcher(engine).reader() as reader:
-            found = {s["key"]: s.get("digest") for s in reader.all_stored_fields()}
+        reader = self.searcher(engine).reader()  # the reused searcher's: not closed here
+        found = {s["key"]: s.get("digest") for s in reader.all_stored_fields()}
         report.checked = len(expected)
         report.missing = sorted(set(expected) - set(found))
         report.extra = sorted(set(found) - set(expected))
@@ -919,9 +938,12 @@ def _either(queries: list) -> query.Query:
 def _word_query(target: str, word: str, boost: float) -> query.Query | None:
     if word in STOP_WORDS:
         return None
-    exact = query.Term(f"t_{target}", fold(word), boost=boost)
-    stemmed = [query.Term(f"t_{target}_s", s, boost=boost * 0.8) for s in stems(word)]
-    return query.Or([exact, *stemmed])
+    if target not in STEMMED_FIELDS:
+        return query.Term(f"t_{target}", fold(word), boost=boost)
+    # The stemmed field alone: a word's stems include those of its accent-folded form, which
+    # any exact match shares, so an exact term would only add a posting list to merge.
+    variants = [query.Term(f"t_{target}_s", s, boost=boost) for s in stems(word)]
+    return variants[0] if len(variants) == 1 else query.Or(variants)
 
 
 def _on_fields(q: query.Query, staff: bool) -> query.Query:
@@ -1155,29 +1177,49 @@ def _score(value: Any) -> float:
     return round(float(value or 0.0), 4)
 
 
-def _queries(p: Params, staff: bool) -> tuple[query.Query, query.Query]:
-    """The reader's own query, and the whole one: with the filters, and only what they may read."""
+@dataclass
+class Prepared:
+    params: Params
+    staff: bool
+    user_query: query.Query
+    # Queries that only narrow (audience, type, facets, dates): applied as sets of documents,
+    # so they neither score nor keep Whoosh from skipping blocks that cannot make the page.
+    filters: list[query.Query]
+
+
+def _prepare(user, params: Mapping[str, str]) -> Prepared:
+    config = current_app.config
+    p = parse_params(params, config["API_DEFAULT_PER_PAGE"], config["API_MAX_PER_PAGE"])
+    staff = access.is_staff(user)
     user_query = parse_query(p.q, staff) if p.q else query.Every()
-    required: list[query.Query] = list(p.filters)
-    if not staff:
-        required.append(query.Term("public", "yes"))
+    filters: list[query.Query] = list(p.filters)
     if p.type:
-        required.append(query.Term("type", p.type))
+        filters.append(query.Term("type", p.type))
     if p.date_from:
-        required.append(query.NumericRange("last", _day(p.date_from), None))
+        filters.append(query.NumericRange("last", _day(p.date_from), None))
     if p.date_to:
-        required.append(query.NumericRange("start", NO_DATE + 1, _day(p.date_to)))
-    # Filters only narrow: they add nothing to a score (a zero boost would lose hits).
-    required = [query.ConstantScoreQuery(q, 0.0) for q in required]
-    if isinstance(user_query, type(query.NullQuery)):  # stop words alone: nothing to find
-        full = query.NullQuery
-    elif not required:
-        full = user_query
-    elif isinstance(user_query, query.Every):  # And() would normalise the filters away
-        full = query.And(required) if len(required) > 1 else required[0]
-    else:
-        full = query.And([user_query, *required])
-    return user_query, full
+        filters.append(query.NumericRange("start", NO_DATE + 1, _day(p.date_to)))
+    return Prepared(p, staff, user_query, filters)
+
+
+def _allowed(holder: SearchIndex, searcher, prepared: Prepared) -> set[int] | None:
+    """The documents this search may return, before its words: None for all."""
+    allowed = None if prepared.staff else holder.audience(searcher, "yes")
+    for narrowing in prepared.filters:
+        found = set(searcher.docs_for_query(narrowing))
+        allowed = found if allowed is None else allowed & found
+    return allowed
+
+
+def _recovering(session: Session, work: Callable[[SearchIndex, Engine], Any]) -> Any:
+    engine = session.get_bind()
+    holder = index_for(current_app)
+    try:
+        return work(holder, engine)
+    except Exception:  # an index broken on disk: rebuilt from the database, asked again
+        log.exception("The search index failed; rebuilding it from the database.")
+        holder.discard(engine)
+        return work(holder, engine)
 
 
 def search(session: Session, user, params: Mapping[str, str]) -> dict[str, Any]:
@@ -1186,26 +1228,49 @@ def search(session: Session, user, params: Mapping[str, str]) -> dict[str, Any]:
     Raises marshmallow's ValidationError naming the parameter for bad input, including a
     query that does not parse.
     """
-    config = current_app.config
-    p = parse_params(params, config["API_DEFAULT_PER_PAGE"], config["API_MAX_PER_PAGE"])
-    staff = access.is_staff(user)
-    user_query, full = _queries(p, staff)
-
-    engine = session.get_bind()
-    holder = index_for(current_app)
-    try:
-        return _run(holder, engine, p, staff, user_query, full)
-    except Exception:  # an index broken on disk: rebuilt from the database, asked again
-        log.exception("The search index failed; rebuilding it from the database.")
-        holder.discard(engine)
-        return _run(holder, engine, p, staff, user_query, full)
+    prepared = _prepare(user, params)
+    return _recovering(session, lambda holder, engine: _run(holder, engine, prepared))
 
 
-def _run(holder: SearchIndex, engine: Engine, p: Params, staff: bool, user_query, full) -> dict:
+def matching_records(session: Session, user, params: Mapping[str, str]) -> list[tuple[str, int]]:
+    """Every record the same search finds, in its order, as (type, id), ignoring `page` and
+    `per_page`: what a download of "exactly the records found" holds."""
+    prepared = _prepare(user, params)
+
+    def work(holder: SearchIndex, engine: Engine) -> list[tuple[str, int]]:
+        holder.apply_pending(engine, wait=True)
+        searcher = holder.searcher(engine)
+        if isinstance(prepared.user_query, type(query.NullQuery)):
+            return []
+        allowed = _allowed(holder, searcher, prepared)
+        hits = _hits(searcher, prepared, allowed, None)
+        return [(hit["type"], hit["rid"]) for hit in hits]
+
+    return _recovering(session, work)
+
+
+def _hits(searcher, prepared: Prepared, allowed: set[int] | None, limit: int | None):
+    if prepared.params.sort == "-date":
+        order = [sorting.FieldFacet("start", reverse=True), sorting.ScoreFacet()]
+        return searcher.search(prepared.user_query, limit=limit, sortedby=order, filter=allowed)
+    return searcher.search(prepared.user_query, limit=limit, filter=allowed)
+
+
+def _run(holder: SearchIndex, engine: Engine, prepared: Prepared) -> dict:
+    p = prepared.params
     holder.apply_pending(engine, wait=True)
     searcher = holder.searcher(engine)
-    empty = isinstance(full, type(query.NullQuery))
-    docs = [] if empty else sorted(searcher.docs_for_query(full))
+    if isinstance(prepared.user_query, type(query.NullQuery)):  # stop words alone
+        docs, allowed = [], set()
+    else:
+        allowed = _allowed(holder, searcher, prepared)
+        if isinstance(prepared.user_query, query.Every):
+            matched = allowed if allowed is not None else searcher.reader().all_doc_ids()
+        else:
+            matched = searcher.docs_for_query(prepared.user_query)
+            if allowed is not None:
+                matched = allowed.intersection(matched)
+        docs = sorted(matched)
     facets = {"type": _counts(holder.column(searcher, "type"), docs)}
     facets["operation"] = _counts(holder.column(searcher, "operation_id"), docs)
     actor_counts: Counter = Counter()
@@ -1221,15 +1286,8 @@ def _run(holder: SearchIndex, engine: Engine, p: Params, staff: bool, user_query
     offset = (p.page - 1) * p.per_page
     if docs and offset < len(docs):
         limit = offset + p.per_page
-        if p.sort == "-date":
-            hits = searcher.search(
-                full,
-                limit=limit,
-                sortedby=[sorting.FieldFacet("start", reverse=True), sorting.ScoreFacet()],
-            )
-        else:
-            hits = searcher.search(full, limit=limit)
-        exact, stemmed = _highlight_terms(user_query, searcher.reader())
+        hits = _hits(searcher, prepared, allowed, limit)
+        exact, stemmed = _highlight_terms(prepared.user_query, searcher.reader())
         for hit in list(hits)[offset:limit]:
             stored = hit.fields()
             items.append(
@@ -1237,7 +1295,7 @@ def _run(holder: SearchIndex, engine: Engine, p: Params, staff: bool, user_query
                     "type": stored["type"],
                     "id": stored["rid"],
                     "title": stored.get("s_title") or "",
-                    "snippet": _snippet(stored, staff, exact, stemmed),
+                    "snippet": _snippet(stored, prepared.staff, exact, stemmed),
                     "score": _score(hit.score),
                 }
             )
@@ -1261,38 +1319,3 @@ def live_count(session: Session) -> int:
         session.scalar(select(func.count(model.id)).where(model.deleted_at.is_(None))) or 0
         for model in MODELS.values()
     )
-
-
-def all_hits(session: Session, user, params: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Every record the search finds, not one page: type, id and title, in the pages' order.
-
-    Takes the parameters `search` takes (`page` and `per_page` are ignored) and raises the
-    same ValidationError for bad ones.
-    """
-    config = current_app.config
-    wanted = {k: v for k, v in params.items() if k not in ("page", "per_page")}
-    p = parse_params(wanted, config["API_DEFAULT_PER_PAGE"], config["API_MAX_PER_PAGE"])
-    _, full = _queries(p, access.is_staff(user))
-    if isinstance(full, type(query.NullQuery)):
-        return []
-    engine = session.get_bind()
-    holder = index_for(current_app)
-    try:
-        return _all_hits(holder, engine, p, full)
-    except Exception:  # an index broken on disk: rebuilt from the database, asked again
-        log.exception("The search index failed; rebuilding it from the database.")
-        holder.discard(engine)
-        return _all_hits(holder, engine, p, full)
-
-
-def _all_hits(holder: SearchIndex, engine: Engine, p: Params, full) -> list[dict[str, Any]]:
-    holder.apply_pending(engine, wait=True)
-    searcher = holder.searcher(engine)
-    if p.sort == "-date":
-        order = [sorting.FieldFacet("start", reverse=True), sorting.ScoreFacet()]
-        hits = searcher.search(full, limit=None, sortedby=order)
-    else:
-        hits = searcher.search(full, limit=None)
-    return [
-        {"type": hit["type"], "id": hit["rid"], "title": hit.get("s_title") or ""} for hit in hits
-    ]

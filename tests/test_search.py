@@ -761,3 +761,12 @@ def test_the_index_holds_no_deleted_record(app, client, factory, auth):
     assert f"event:{event}" not in keys
     with app.app_context():
         assert db.session.scalar(select(Event.deleted_at).where(Event.id == event)) is not None
+
+
+def test_matching_records_lists_every_match_for_downloads(app, client, factory, auth):
+    ids = [factory.published_event(title=f"Incursión {n}") for n in range(3)]
+    factory.event(title="Incursión sin publicar")
+    find(client, "incursion")
+    with app.test_request_context():
+        everyone = engine.matching_records(db.session, None, {"q": "incursion", "per_page": "1"})
+    assert sorted(everyone) == [("event", i) for i in ids]
