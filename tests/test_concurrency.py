@@ -1,6 +1,7 @@
 """Several processes writing at once, as several gunicorn workers would."""
 
 import multiprocessing
+import os
 
 import pytest
 
@@ -19,6 +20,8 @@ def write_events(database_url: str, files_dir: str, token: str, worker: int) -> 
             "SECRET_KEY": "test",
             "SQLALCHEMY_DATABASE_URI": database_url,
             "FILES_DIR": files_dir,
+            # The test's own (never the instance folder's) search index.
+            "SEARCH_INDEX_DIR": os.path.join(os.path.dirname(files_dir), "search"),
         }
     )
     client = app.test_client()
