@@ -261,3 +261,18 @@ def test_text_extracted_later_is_found_by_search(app, client, factory, auth, run
     assert runner.invoke(args=["files", "extract"]).exit_code == 0
     found = client.get("/api/v1/search?q=yusneidy", headers=auth("researcher")).json
     assert [(i["type"], i["id"]) for i in found["items"]] == [("source", source_id)]
+
+
+def test_the_source_page_says_how_much_of_each_file_is_searchable(
+    client, factory, auth, browser_for
+):
+    source_id = factory.source()
+    assert (
+        upload(client, auth("researcher"), source_id, b"uno dos tres", "a.txt").status_code == 201
+    )
+    image = b"\x89PNG\r\n\x1a\n" + b"\x00" * 8
+    assert upload(client, auth("researcher"), source_id, image, "b.png").status_code == 201
+    staff = browser_for("viewer")
+    body = staff.get(f"/sources/{source_id}?lang=en").get_data(as_text=True)
+    assert "searchable text: 12 characters" in body
+    assert "no searchable text" in body
