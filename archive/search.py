@@ -1151,7 +1151,10 @@ def _marked(text: str, exact: set[str], stemmed: set[str]) -> tuple[int, str]:
 
 
 def _snippet(stored: Mapping[str, Any], staff: bool, exact: set[str], stemmed: set[str]) -> str:
+    # The text with the most words matched; the title (shown beside it) only when nothing
+    # else holds any.
     fields_read = ("s_body", "s_file", "s_private") if staff else ("s_body", "s_file")
+    fields_read += ("s_title",)
     best = (0, "")
     for name in fields_read:
         found = _marked(stored.get(name) or "", exact, stemmed)
