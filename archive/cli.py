@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from marshmallow import ValidationError
 from sqlalchemy import func, select
 
-from . import access, context_figures, database, demo, provenance, search, users
+from . import access, context_figures, database, demo, provenance, search, sourcefiles, users
 from .extensions import db
 from .models import SourceFile, StoredFile, User
 
@@ -138,6 +140,39 @@ def verify_files() -> None:
     if bad:
         raise SystemExit(1)
     click.echo(f"All {checked} stored files match their hashes.")
+
+
+@files_cli.command("extract")
+@click.option(
+    "--all",
+    "redo",
+    is_flag=True,
+    help="Extract every readable file again, not only those without text.",
+)
+def extract_files(redo: bool) -> None:
+    """Extract the text of archived files (plain text, HTML, PDF) that have none yet."""
+    store = provenance.FileStore(current_app.config["FILES_DIR"])
+    max_chars = current_app.config["EXTRACTED_TEXT_MAX_CHARS"]
+    file_ids = sourcefiles.files_to_extract(db.session, redo)
+    db.session.rollback()  # end the read; each file is written in its own short transaction
+    with_text, bad = 0, []
+    with click.progressbar(file_ids, label="Extracting text", file=sys.stderr) as bar:
+        for file_id in bar:
+            with database.writing():
+                try:
+                    attached = sourcefiles.extract_again(db.session, store, file_id, max_chars)
+                except provenance.FileTampered as exc:
+                    source_id = db.session.get(SourceFile, file_id).source_id
+                    db.session.rollback()
+                    bad.append(f"{exc} (source {source_id})")
+                    continue
+                with_text += attached.extracted_text is not None
+                db.session.commit()
+    for line in bad:
+        click.echo(line, err=True)
+    click.echo(f"Text extracted from {with_text} of {len(file_ids)} readable files.")
+    if bad:
+        raise SystemExit(1)
 
 
 @demo_cli.command("load")

@@ -12,6 +12,8 @@ class Defaults:
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     # Largest source file accepted for upload, in bytes.
     FILES_MAX_BYTES = 100 * MEGABYTE
+    # Longest text kept from one uploaded file (plain text, HTML, PDF) for search, in characters.
+    EXTRACTED_TEXT_MAX_CHARS = 1_000_000
     API_DEFAULT_PER_PAGE = 50
     API_MAX_PER_PAGE = 200
 

@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import access, provenance
+from . import access, extract, provenance
 from .models import Source, SourceFile, StoredFile, User
 from .records import NotFound, get_record
 from .resources import RESOURCES
@@ -52,8 +52,13 @@ def attach_file(
     filename: str | None,
     claimed_type: str | None,
     max_bytes: int,
+    max_text_chars: int = extract.DEFAULT_MAX_CHARS,
 ) -> tuple[SourceFile, bool]:
-    """Store the file and attach it to the source; answer it and whether it is new there."""
+    """Store the file and attach it to the source; answer it and whether it is new there.
+
+    Its text (plain, HTML, PDF) is extracted into `extracted_text`, at most `max_text_chars`
+    long; a file whose text cannot be read is attached all the same, with none.
+    """
     access.require(user, "upload", "files")
     if filename and (len(filename) > MAX_FILENAME or "\x00" in filename):
         raise ValidationError(
@@ -79,6 +84,7 @@ def attach_file(
     attached.original_filename = filename
     attached.media_type = kind
     attached.uploaded_by_id = user.id if user else None
+    attached.extracted_text = file_text(session, store, sha256, kind, filename, max_text_chars)
     session.flush()
     provenance.record(
         session,
@@ -115,3 +121,53 @@ def file_for_download(
     if attached is None:
         raise NotFound(f"Source {source_id} has no file {sha256}.")
     return attached, store.check(attached.sha256, attached.size)
+
+
+def file_text(
+    session: Session,
+    store: provenance.FileStore,
+    sha256: str,
+    kind: str | None,
+    filename: str | None,
+    max_chars: int,
+) -> str | None:
+    """The stored file's text: as extracted for another source already, else extracted now."""
+    if extract.kind_of(kind, filename) is None:
+        return None
+    known = session.scalars(
+        select(SourceFile.extracted_text)
+        .where(SourceFile.sha256 == sha256, SourceFile.extracted_text.is_not(None))
+        .limit(1)
+    ).first()
+    if known is not None and len(known) <= max_chars:
+        return known
+    with open(store.path(sha256), "rb") as f:
+        data = f.read()
+    return extract.extract_text(data, kind, filename, max_chars)
+
+
+def files_to_extract(session: Session, redo: bool = False) -> list[int]:
+    """Ids of attached files of a readable kind without text (all of them when `redo`)."""
+    query = select(SourceFile.id, SourceFile.media_type, SourceFile.original_filename)
+    if not redo:
+        query = query.where(SourceFile.extracted_text.is_(None))
+    return [
+        file_id
+        for file_id, kind, filename in session.execute(query.order_by(SourceFile.id))
+        if extract.kind_of(kind, filename) is not None
+    ]
+
+
+def extract_again(
+    session: Session, store: provenance.FileStore, file_id: int, max_chars: int
+) -> SourceFile:
+    """Extract one attached file's text from its verified bytes; FileTampered if they changed."""
+    attached = session.get(SourceFile, file_id)
+    path = store.check(attached.sha256, attached.size)
+    with open(path, "rb") as f:
+        data = f.read()
+    attached.extracted_text = extract.extract_text(
+        data, attached.media_type, attached.original_filename, max_chars
+    )
+    session.flush()
+    return attached

@@ -21,6 +21,7 @@ from archive.models import Event, SearchOutbox, SourceFile
 from archive.provenance import FileStore
 from archive.resources import RESOURCES
 from tests import test_visibility
+from tests.test_extract import pdf_with_text
 from tests.test_visibility import SECRET
 
 archive = test_visibility.archive
@@ -210,7 +211,6 @@ def test_a_word_only_an_uploaded_file_holds_finds_its_source(client, factory, au
     source = factory.source(title="Nota de prensa")
     factory.citation(source, "event", factory.published_event())
     upload(client, auth, source, b"Los vecinos de Guarataro denunciaron detenciones.")
-    set_file_text(app, source)
     body = find(client, "guarataro")
     assert [(i["type"], i["id"]) for i in body["items"]] == [("source", source)]
     assert "<mark>Guarataro</mark>" in body["items"][0]["snippet"]
@@ -218,19 +218,18 @@ def test_a_word_only_an_uploaded_file_holds_finds_its_source(client, factory, au
 
 
 @pytest.mark.parametrize(
-    "name, content, text_of_it",
+    "name, content",
     [
-        ("nota.html", b"<html><body><p>Desalojo en Ciudad Tiuna</p></body></html>", None),
-        ("informe.pdf", b"%PDF-1.4 binary", "Informe sobre Ciudad Tiuna y sus desalojos"),
+        ("nota.html", b"<html><body><p>Desalojo en Ciudad Tiuna</p></body></html>"),
+        ("informe.pdf", pdf_with_text("Informe sobre Ciudad Tiuna", "y sus desalojos")),
     ],
 )
 def test_html_and_pdf_files_find_their_source_by_their_text(
-    client, factory, auth, app, name, content, text_of_it
+    client, factory, auth, app, name, content
 ):
     source = factory.source(title="Archivo")
     factory.citation(source, "event", factory.published_event())
     upload(client, auth, source, content, name)
-    set_file_text(app, source, text_of_it or "Desalojo en Ciudad Tiuna")
     assert found(client, '"ciudad tiuna"') == {("source", source)}
 
 
@@ -548,10 +547,11 @@ def test_restricting_an_identity_or_a_source_withdraws_it_at_once(client, auth, 
 
 def test_an_uploaded_files_text_is_searchable_once_committed(client, auth, factory, app):
     source = factory.source(title="Sin texto aún")
-    upload(client, auth, source, "Crónica de Caucagüita".encode())
     assert found(client, "caucaguita", auth("viewer")) == set()
-    set_file_text(app, source)
+    upload(client, auth, source, "Crónica de Caucagüita".encode())
     assert found(client, "caucaguita", auth("viewer")) == {("source", source)}
+    set_file_text(app, source, "Otra crónica")
+    assert found(client, "caucaguita", auth("viewer")) == set()
 
 
 def test_renaming_an_actor_or_a_place_reaches_the_events_showing_it(client, auth, factory):

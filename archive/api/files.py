@@ -33,6 +33,7 @@ def upload_file(source_id: int):
         upload.filename or None,
         upload.mimetype or None,
         current_app.config["FILES_MAX_BYTES"],
+        current_app.config["EXTRACTED_TEXT_MAX_CHARS"],
     )
     db.session.commit()
     body = SourceFileSchema().dump(attached)

@@ -185,6 +185,7 @@ def _attach_upload(name: str, user, record) -> None:
             upload.filename,
             upload.mimetype or None,
             current_app.config["FILES_MAX_BYTES"],
+            current_app.config["EXTRACTED_TEXT_MAX_CHARS"],
         )
     except FileTooLarge:
         raise ValidationError(_("The file is larger than this archive accepts."), "file") from None

@@ -312,7 +312,44 @@ MESSAGES = [
     (
         r"The file name must be at most (?P<n>\d+) characters, without NUL\.",
         _l("The file name is too long."),
+    ),  # Search (archive/search.py).
+    (
+        r"The query is longer than (?P<n>\d+) characters\.",
+        _l("The query is longer than %(n)s characters."),
     ),
+    (r'The query has an unclosed quote \("\)\.', _l('The query has an unclosed quote (").')),
+    (
+        r"The query closes a parenthesis it never opened\.",
+        _l("The query closes a parenthesis it never opened."),
+    ),
+    (
+        r"The query opens a parenthesis it never closes\.",
+        _l("The query opens a parenthesis it never closes."),
+    ),
+    (
+        r"The query starts or ends with an operator \(AND, OR, NOT\) missing its term\.",
+        _l("The query starts or ends with an operator (AND, OR, NOT) missing its term."),
+    ),
+    (
+        r"Unknown field '(?P<name>[^']*)' in the query; fields: (?P<fields>.+)\.",
+        _l("The query names an unknown field (%(name)s); the fields are: %(fields)s."),
+    ),
+    (r"The query does not parse: .*", _l("The query could not be read; check its syntax.")),
+    (
+        r"A wildcard needs at least two letters before it\.",
+        _l("A wildcard (*) needs at least two letters before it."),
+    ),
+    (
+        r"Ranges \(\[a TO b\]\) are not supported in the query; use date_from and date_to\.",
+        _l("Ranges ([a TO b]) are not supported in the query: use the From and To dates."),
+    ),
+    (r"This kind of query is not supported: .*", _l("This kind of query is not supported.")),
+    (
+        r"Must be a whole number from (?P<low>\d+) to (?P<high>\d+)\.",
+        _l("Enter a whole number from %(low)s to %(high)s."),
+    ),
+    (r"Must not be before date_from\.", _l("The end date is before the start date.")),
+    (r"Unknown parameter; search takes: .*", _l("This parameter is not one search takes.")),
 ]
 _COMPILED = [(re.compile(pattern), text) for pattern, text in MESSAGES]
 
