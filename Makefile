@@ -64,8 +64,9 @@ bench-api: $(VENV)/.requirements-dev
 bench-indicators: $(VENV)/.requirements-dev
 	$(BIN)/python bench/indicators.py $(BENCH_ARGS)
 
-# Search through the API against raw Whoosh and SQLite FTS5 over 100,000 events (about half an
-# hour on 2 cores); BENCH_SEARCH_ARGS="--events 5000 --queries 50" for a quick run.
+# Search through the API against raw Whoosh and SQLite FTS5 over 100,000 events (indexing alone
+# took 28 minutes on the shared 2-core machine); BENCH_SEARCH_ARGS="--events 5000 --queries 50"
+# for a quick run.
 bench-search: $(VENV)/.requirements-dev
 	$(BIN)/python bench/search.py $(BENCH_SEARCH_ARGS)
 
