@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import click
 from flask import Flask, current_app
@@ -287,9 +288,7 @@ class _ProgressBars:
         if stage != self.stage:
             self.close()
             label = {"checking": "Checking rows", "importing": "Importing rows"}[stage]
-            self.bar = click.progressbar(
-                length=max(total, 1), label=label, file=click.get_text_stream("stderr")
-            )
+            self.bar = click.progressbar(length=max(total, 1), label=label, file=sys.stderr)
             self.bar.__enter__()
             self.stage, self.done = stage, 0
         self.bar.update(done - self.done)
@@ -392,9 +391,9 @@ def import_run(
         click.echo("Nothing was written: correct the file or the mapping and run again.", err=True)
         raise SystemExit(1)
     if report.written:
-        click.echo(f"Imported: every record cites source {report.source_id}.")
+        click.echo(f"Imported: every record cites source {report.source_id}.", err=as_json)
     else:
-        click.echo("Dry run: nothing was written.")
+        click.echo("Dry run: nothing was written.", err=as_json)
 
 
 def init_app(app: Flask) -> None:

@@ -28,6 +28,10 @@ class CellError(ValueError):
     pass
 
 
+class _NoSuchDay(CellError):
+    pass
+
+
 def fold(text: str) -> str:
     """Lower case without accents and with single spaces: how names are compared."""
     decomposed = unicodedata.normalize("NFKD", text)
@@ -163,7 +167,7 @@ def _make(year: int, month: int = 1, day: int = 1, precision: str = "day") -> Pr
     try:
         date = PrecisionDate(year, month, day)
     except ValueError as exc:
-        raise CellError(str(exc)) from None
+        raise _NoSuchDay(str(exc)) from None
     date.precision = precision
     return date
 
@@ -182,6 +186,13 @@ def _numeric_parts(text: str) -> tuple[int, int, str] | None:
 
 def read_date(value: Any, fmt: str | None = None, order: str | None = None) -> PrecisionDate:
     """A date and how much of it was given; `fmt` (strptime) or `order` settle 03/04/2015."""
+    try:
+        return _read_date(value, fmt, order)
+    except _NoSuchDay as exc:
+        raise CellError(f"{as_text(value)!r} is no date: {exc}.") from None
+
+
+def _read_date(value: Any, fmt: str | None, order: str | None) -> PrecisionDate:
     if isinstance(value, dt.datetime):
         return _make(value.year, value.month, value.day)
     if isinstance(value, dt.date):

@@ -268,8 +268,11 @@ class Job:
         return row.get(source)
 
     def _brace(self, row: dict[str, Any], header: str) -> str:
+        """A column's cell as text, through the values that column's codes have."""
         value = row.get(header)
         found, meant = self._lookup(header, value)
+        if not found and self.mapping.columns.get(header):
+            found, meant = self._lookup(self.mapping.columns[header], value)
         if found:
             value = meant
         return as_text(value)
@@ -347,29 +350,35 @@ class Job:
             "victim": {},
             "operation": {},
         }
+        unread: set[str] = set()
         for target_key, source in self.sources.items():
             target = TARGETS[target_key]
             try:
                 value = self._cell(self._raw(row, source, target_key), source, target)
             except CellError as exc:
                 problems.append(Problem(number, source, str(exc)))
+                unread.add(target_key)
                 continue
             if value is not None:
                 values[target.record][target.name] = value
-        event = self._load(self.event_schema, values["event"], "event", number, problems)
+        event = self._load(self.event_schema, values["event"], "event", number, problems, unread)
         place = operation = victim = None
         if values["place"]:
-            place = self._load(self.place_schema, values["place"], "place", number, problems)
+            place = self._load(
+                self.place_schema, values["place"], "place", number, problems, unread
+            )
         if values["operation"]:
             if "name" not in values["operation"]:
                 problems.append(
                     Problem(number, None, "operation fields are given but no operation.name.")
                 )
             operation = self._load(
-                self.operation_schema, values["operation"], "operation", number, problems
+                self.operation_schema, values["operation"], "operation", number, problems, unread
             )
         if self.mapping.rows == "victim":
-            victim = self._load(self.victim_schema, values["victim"], "victim", number, problems)
+            victim = self._load(
+                self.victim_schema, values["victim"], "victim", number, problems, unread
+            )
         counts = self._counts(row, number, problems)
         if problems:
             self.report.errors.extend(problems)
@@ -398,11 +407,17 @@ class Job:
             event_key=key,
         )
 
-    def _load(self, schema, data, record: str, number: int, problems: list[Problem]) -> dict:
+    def _load(
+        self, schema, data, record: str, number: int, problems: list[Problem], unread: set[str]
+    ) -> dict:
+        """The record's fields through the API's schema; a field whose cell could not be read
+        is reported once, for the cell, not again as missing."""
         try:
             return schema.load(data)
         except ValidationError as exc:
             for name, messages in _flat(exc.normalized_messages()).items():
+                if f"{record}.{name}" in unread:
+                    continue
                 column = self.sources.get(f"{record}.{name}", f"{record}.{name}")
                 problems.append(Problem(number, column, " ".join(messages)))
             return {}
