@@ -817,3 +817,25 @@ def test_cide_clashes_with_counts_per_side_and_a_totals_row_import_through_a_pre
         "Michoacán de Ocampo",
         "1",
     )
+
+
+def test_a_title_above_the_table_is_not_taken_for_the_header(app, run):
+    rows = [["Enfrentamientos reportados, julio de 2015"], [], *CLASHES]
+
+    result = run(csv_bytes(rows), CLASH_MAPPING, "--json")
+
+    assert result.exit_code == 0, result.output
+    report = json_report(result)
+    assert report["file"]["header_row"] == 3
+    assert report["rows"]["read"] == 2
+
+
+def test_inspect_names_the_cells_a_controlled_list_needs_values_for(runner, files):
+    rows = [["Nombre", "Sexo", "Fecha"], ["Ana", "F", "2015"], ["Luis", "M", "2015"]]
+    path = files("personas.csv", csv_bytes(rows))
+
+    result = runner.invoke(args=["import", "inspect", path])
+
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["columns"]["Sexo"] == "victim.sex"
+    assert "Column 'Sexo' feeds victim.sex, but 'F', 'M' are not in its list" in result.stderr

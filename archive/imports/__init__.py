@@ -21,9 +21,19 @@ from sqlalchemy.orm import Session
 
 from .. import access, provenance
 from ..models import ImportPreset
-from .engine import ON_DUPLICATE, Problem, Progress, Report, dataset_key, execute
-from .mapping import MappingError, check_mapping, detect
-from .reading import FileProblem, open_table
+from .cells import OrderEvidence, as_text
+from .engine import (
+    ON_DUPLICATE,
+    Job,
+    Problem,
+    Progress,
+    Report,
+    dataset_key,
+    execute,
+    read_choice,
+)
+from .mapping import TARGETS, MappingError, check_mapping, detect
+from .reading import FileProblem, is_blank, open_table
 
 __all__ = [
     "FileProblem",
@@ -60,13 +70,10 @@ class Inspection:
 
 def inspect(data: bytes, filename: str | None = None) -> Inspection:
     """Guess the mapping from the headers (Spanish and English) and the dates' order."""
-    from .engine import Job
-    from .engine import Report as _Report
-
     table = open_table(data, filename)
     mapping, remarks = detect(table.headers)
     checked = check_mapping(mapping, table.headers)
-    report = _Report(
+    report = Report(
         filename, "", len(data), table.describe(), dataset_key(table.headers), True, "skip"
     )
     job = Job(None, None, table, checked, report)
@@ -80,15 +87,42 @@ def inspect(data: bytes, filename: str | None = None) -> Inspection:
             formats[source] = evidence_format
     if formats:
         mapping["date_formats"] = formats
+    remarks.extend(_unlisted_values(job, checked))
     remarks.extend(str(p) for p in report.errors + report.notes)
     remarks.insert(0, f"{len(table.headers)} columns, {job.total_rows} rows under the header.")
     return Inspection(mapping, remarks, table.describe(), table.headers)
 
 
+def _unlisted_values(job, checked, limit: int = 20) -> list[str]:
+    """Remarks on the cells of controlled-list columns that need a line in `values`."""
+    listed = {
+        header: TARGETS[target]
+        for header, target in checked.columns.items()
+        if target and TARGETS[target].kind == "choice"
+    }
+    unlisted: dict[str, list[str]] = {header: [] for header in listed}
+    for _number, cells in job.table.rows():
+        row = dict(zip(job.headers, cells, strict=False))
+        for header, target in listed.items():
+            value = row.get(header)
+            text = as_text(value)
+            seen = unlisted[header]
+            if is_blank(value) or read_choice(value, target) is not None or text in seen:
+                continue
+            if len(seen) < limit:
+                seen.append(text)
+    return [
+        f"Column {header!r} feeds {listed[header].key}, but "
+        f"{', '.join(repr(v) for v in values)} are not in its list "
+        f"({', '.join(map(str, listed[header].choices))}): say what each means in "
+        f"values.{listed[header].key}."
+        for header, values in unlisted.items()
+        if values
+    ]
+
+
 def _format_for(job, source: str, order: str) -> str | None:
     """The strptime format of a column of numeric dates, now that their order is known."""
-    from .cells import OrderEvidence
-
     seen = OrderEvidence()
     for number, cells in job.table.rows():
         row = dict(zip(job.headers, cells, strict=False))

@@ -304,7 +304,7 @@ class Job:
         elif (
             target.key in self.mapping.values
             and not is_blank(value)
-            and (target.kind != "choice" or _choice(value, target) is None)
+            and (target.kind != "choice" or read_choice(value, target) is None)
         ):
             raise CellError(
                 f"{as_text(value)!r} maps to nothing in values.{target.key}; add it there."
@@ -323,7 +323,7 @@ class Job:
             fmt = self.mapping.date_formats.get(source)
             date = read_date(value, fmt, self.orders.get(source))
             return show_date(date, date.precision)
-        choice = _choice(value, target)
+        choice = read_choice(value, target)
         if choice is None:
             raise CellError(
                 f"{as_text(value)!r} is not in the list for {target.key} "
@@ -495,7 +495,7 @@ def _month_first(seen: OrderEvidence) -> str:
     return fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
 
 
-def _choice(value: Any, target: Target) -> Any:
+def read_choice(value: Any, target: Target) -> Any:
     """The controlled-list value a cell names, in any case, spaces for underscores."""
     if value in target.choices:
         return value

@@ -18,6 +18,7 @@ from typing import Any
 
 CHUNK = 1024 * 1024
 DELIMITERS = (",", ";", "\t", "|")
+HEADER_SEARCH = 20  # rows looked at to find the header
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
 # csv refuses fields longer than this by default (128 KB); a long description is allowed.
 csv.field_size_limit(16 * 1024 * 1024)
@@ -79,10 +80,22 @@ def open_table(data: bytes, filename: str | None = None) -> Table:
 
 
 def _header(rows: Iterator[tuple[int, list[Any]]]) -> tuple[int, list[str]]:
+    """The header: the first row filled at least three quarters as wide as the widest of the first
+    rows, so that a title or a note written above the table is not taken for it."""
+    first: list[tuple[int, list[Any], int]] = []
     for number, cells in rows:
-        if any(not is_blank(c) for c in cells):
+        filled = sum(not is_blank(c) for c in cells)
+        if filled:
+            first.append((number, cells, filled))
+        if len(first) == HEADER_SEARCH:
+            break
+    if not first:
+        raise FileProblem("The file has no rows: it needs a header row naming its columns.")
+    widest = max(filled for _, _, filled in first)
+    for number, cells, filled in first:
+        if filled * 4 >= widest * 3:
             return number, _header_names(cells)
-    raise FileProblem("The file has no rows: it needs a header row naming its columns.")
+    raise AssertionError("the widest row is at least half as wide as itself")
 
 
 def _header_names(cells: list[Any]) -> list[str]:
