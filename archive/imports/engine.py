@@ -576,18 +576,23 @@ class Writer:
         record = records.create_record(self.session, self.user, RESOURCES[resource], data)
         self.created.add((key, record.id))
         if cite:
-            self._cite(cite, record.id, row)
+            self._cite(cite, record.id, row, new=True)
         return record.id
 
-    def _cite(self, target_type: str, target_id: int, row: int) -> None:
+    def _cite(self, target_type: str, target_id: int, row: int, new: bool = False) -> None:
+        """Cite the dataset at the row, unless the record (found, not `new`) already does."""
         locator = f"row {row}"
         column = getattr(Citation, Citation.TARGET_COLUMNS[target_type])
-        exists = self.session.scalar(
-            select(Citation.id).where(
-                column == target_id,
-                Citation.source_id == self.source_id,
-                Citation.locator == locator,
-                Citation.deleted_at.is_(None),
+        exists = (
+            None
+            if new
+            else self.session.scalar(
+                select(Citation.id).where(
+                    column == target_id,
+                    Citation.source_id == self.source_id,
+                    Citation.locator == locator,
+                    Citation.deleted_at.is_(None),
+                )
             )
         )
         if exists is not None:
@@ -782,10 +787,8 @@ class Writer:
             return self.groups[plan.event_key]
         existing = self.find_event(plan, place_id)
         if existing is None:
-            data = {**data, "status": "draft"}
+            data = {**data, "status": "draft", **self._external(plan.event_external_id)}
             event_id = self._create("events", data, plan.number, "event")
-            if self.live:
-                self._mark(Event, event_id, plan.event_external_id)
             result = (event_id, "created")
         elif self.on_duplicate == "update":
             self._update("events", existing, data, plan.number, "event")
@@ -797,21 +800,18 @@ class Writer:
             self.groups[plan.event_key] = result
         return result
 
-    def _mark(self, model, record_id: int, external_id: str | None) -> None:
+    def _external(self, external_id: str | None) -> dict[str, str]:
+        """The columns that let a later import of the dataset recognise the record; set with
+        the record itself, as the schemas (and so the API) do not take them."""
         if external_id is None:
-            return
-        record = self.session.get(model, record_id)
-        record.external_dataset, record.external_id = self.dataset, external_id
-        self.session.flush()
+            return {}
+        return {"external_dataset": self.dataset, "external_id": external_id}
 
     def _victim(self, plan: RowPlan, event_id: int, place_id: int | None) -> None:
         existing = self.find_victim(plan, place_id) if event_id > 0 or plan.external_id else None
         if existing is None:
-            victim_id = self._create(
-                "victims", {**plan.victim, "event_id": event_id}, plan.number, "victim"
-            )
-            if self.live:
-                self._mark(Victim, victim_id, plan.external_id)
+            data = {**plan.victim, "event_id": event_id, **self._external(plan.external_id)}
+            self._create("victims", data, plan.number, "victim")
         elif self.on_duplicate == "update":
             self._update("victims", existing, plan.victim, plan.number, "victim")
         else:
