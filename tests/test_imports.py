@@ -839,3 +839,32 @@ def test_inspect_names_the_cells_a_controlled_list_needs_values_for(runner, file
     assert result.exit_code == 0
     assert json.loads(result.stdout)["columns"]["Sexo"] == "victim.sex"
     assert "Column 'Sexo' feeds victim.sex, but 'F', 'M' are not in its list" in result.stderr
+
+
+def test_a_latitude_without_its_longitude_is_an_error_of_its_row(app, run):
+    rows = [["Fecha", "Lugar", "Lat"], ["2015-07-13", "Cota 905", "10.48"]]
+    mapping = {
+        "columns": {
+            "Fecha": "event.start_date",
+            "Lugar": "place.locality",
+            "Lat": "place.latitude",
+        },
+        "constants": {"event.title": "Operativo en {Lugar}", "event.event_type": "raid"},
+    }
+
+    result = run(csv_bytes(rows), mapping, "--json")
+
+    assert result.exit_code == 1
+    assert json_report(result)["errors"] == [
+        {"row": 2, "column": "place.longitude", "message": "Give latitude and longitude together."}
+    ]
+    assert count(app, Place) == 0
+
+
+def test_a_file_over_the_size_limit_is_refused(app, run):
+    app.config["FILES_MAX_BYTES"] = 10
+
+    result = run(csv_bytes(CLASHES), CLASH_MAPPING)
+
+    assert result.exit_code == 1
+    assert "larger than the limit of 10 bytes" in result.output

@@ -158,6 +158,8 @@ def run_import(
     access.require(user, "create", "imports")
     if on_duplicate not in ON_DUPLICATE:
         raise MappingError({"on_duplicate": [f"Must be one of: {', '.join(ON_DUPLICATE)}."]})
+    if len(data) > max_bytes:
+        raise FileProblem(f"The file is larger than the limit of {max_bytes} bytes.")
     table = open_table(data, filename)
     checked = check_mapping(mapping, table.headers)
     return execute(

@@ -32,8 +32,6 @@ from .. import access, provenance, records, sourcefiles
 from ..models import CasualtyCount, Citation, Event, Operation, Place, Source, SourceFile, Victim
 from ..resources import RESOURCES, Conflict
 from .cells import (
-    DAY_FIRST,
-    MONTH_FIRST,
     CellError,
     OrderEvidence,
     as_text,
@@ -205,6 +203,7 @@ class Job:
         self.sources = mapping.sources()
         self.orders: dict[str, str] = {}
         self.total_rows = 0
+        self.current_row: int | None = None
         self.event_schema = EventSchema()
         self.place_schema = PlaceSchema()
         self.operation_schema = OperationSchema()
@@ -363,6 +362,16 @@ class Job:
                 values[target.record][target.name] = value
         event = self._load(self.event_schema, values["event"], "event", number, problems, unread)
         place = operation = victim = None
+        if ("latitude" in values["place"]) != ("longitude" in values["place"]):
+            # The rule check_place applies when the place is written, checked before.
+            missing = "place.longitude" if "latitude" in values["place"] else "place.latitude"
+            problems.append(
+                Problem(
+                    number,
+                    self.sources.get(missing, missing),
+                    "Give latitude and longitude together.",
+                )
+            )
         if values["place"]:
             place = self._load(
                 self.place_schema, values["place"], "place", number, problems, unread
@@ -475,6 +484,7 @@ class Job:
     def run(self, writer: Writer) -> None:
         stage = "importing" if writer.live else "checking"
         for done, (number, cells) in enumerate(self.table.rows(), start=1):
+            self.current_row = number
             plan = self.plan(number, cells) if not writer.live else self._replan(number, cells)
             if plan is not None:
                 writer.apply(plan)
@@ -929,7 +939,9 @@ def execute(
         job.run(writer)
     except WRITE_FAILURES as exc:
         message = getattr(exc, "message", None) or _flat_message(exc)
-        report.errors.append(Problem(None, None, f"Writing failed, nothing was kept: {message}"))
+        report.errors.append(
+            Problem(job.current_row, None, f"Writing failed, nothing was kept: {message}")
+        )
         return report
     provenance.record(
         session,
@@ -954,6 +966,3 @@ def _flat_message(exc: Exception) -> str:
         flat = _flat(exc.normalized_messages())
         return "; ".join(f"{k}: {' '.join(v)}" for k, v in flat.items())
     return str(exc).splitlines()[0]
-
-
-__all__ = ["DAY_FIRST", "MONTH_FIRST", "Problem", "Report", "execute", "dataset_key"]
