@@ -868,3 +868,58 @@ def test_a_file_over_the_size_limit_is_refused(app, run):
 
     assert result.exit_code == 1
     assert "larger than the limit of 10 bytes" in result.output
+
+
+PEOPLE = [
+    ["Fecha", "Municipio", "Nombre", "Edad", "Sexo"],
+    ["13/07/2015", "Sucre", "José Pérez", "23", "M"],
+    ["13/07/2015", "SUCRE", "Luis Gómez", "17", "M"],
+    ["14/07/2015", "Sucre", "Ana Ruiz", "", "F"],
+]
+PEOPLE_MAPPING = {
+    "rows": "victim",
+    "columns": {
+        "Fecha": "event.start_date",
+        "Municipio": "place.admin2",
+        "Nombre": "victim.name",
+        "Edad": "victim.age",
+        "Sexo": "victim.sex",
+    },
+    "values": {"victim.sex": {"M": "male", "F": "female"}},
+    "constants": {
+        "place.admin1": "Miranda",
+        "event.title": "Operativo en {Municipio}",
+        "event.event_type": "raid",
+        "victim.outcome": "killed",
+        "victim.caused_by": "state",
+    },
+    "event_key": ["event.start_date", "place.admin2"],
+}
+
+
+def test_rows_per_person_with_equal_event_keys_form_one_event(app, run):
+    result = run(csv_bytes(PEOPLE), PEOPLE_MAPPING, "--json")
+
+    assert result.exit_code == 0, result.output
+    assert json_report(result)["created"]["events"] == 2
+    with app.app_context():
+        people = db.session.execute(
+            select(Victim.name, Victim.event_id, Victim.identity_restricted).order_by(Victim.id)
+        ).all()
+    assert [name for name, _, _ in people] == ["José Pérez", "Luis Gómez", "Ana Ruiz"]
+    assert people[0][1] == people[1][1] != people[2][1]
+    assert people[1][2] is True  # 17 years old: a minor's identity is restricted
+
+
+def test_importing_rows_per_person_twice_creates_nothing_the_second_time(app, run):
+    run(csv_bytes(PEOPLE), PEOPLE_MAPPING)
+
+    again = run(csv_bytes(PEOPLE), PEOPLE_MAPPING, "--json")
+
+    assert again.exit_code == 0, again.output
+    report = json_report(again)
+    assert report["skipped"]["events"] == 2
+    assert report["skipped"]["victims"] == 3
+    assert (count(app, Event), count(app, Victim)) == (2, 3)
+    with app.app_context():
+        assert provenance.verify_chain(db.session).ok
