@@ -607,6 +607,8 @@ def test_the_user_may_update_duplicates_instead(app, run, factory):
     [event] = events(app)
     assert (event.id, event.event_type, event.version) == (existing, "armed_clash_alleged", 2)
     assert count(app, CasualtyCount, CasualtyCount.event_id == existing) == 2
+    with app.app_context():  # the update's own entry sits between the import's entries
+        assert provenance.verify_chain(db.session).ok
 
 
 def test_a_later_file_of_the_same_dataset_is_recognised_by_its_external_ids(app, run):
@@ -810,6 +812,9 @@ def test_cide_clashes_with_counts_per_side_and_a_totals_row_import_through_a_pre
         ("civilian", "injured", "unknown"): 14,  # CIL 1 + 7 + 1 + 5
         ("unknown", "detained", "state"): 19,  # DE 2 + 7 + 4 + 1 + 5
     }
+    with app.app_context():
+        chain = provenance.verify_chain(db.session)
+    assert chain.ok and chain.checked == count(app, AuditEntry)
     first = events(app)[0]
     assert (first.title, first.start_date, first.place.admin1, first.external_id) == (
         "Enfrentamiento 1 de la base CIDE-PPD en Michoacán de Ocampo (municipio 15)",
