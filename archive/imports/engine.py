@@ -813,7 +813,7 @@ class Writer:
             event_data["operation_id"] = operation_id
         event_id, fate = self._event(plan, event_data, place_id)
         if plan.victim is not None:
-            self._victim(plan, event_id, place_id)
+            self._victim(plan, event_id, fate, place_id)
         self._counts(plan, event_id, fate)
 
     def _event(self, plan: RowPlan, data: dict[str, Any], place_id: int | None):
@@ -841,8 +841,11 @@ class Writer:
             return {}
         return {"external_dataset": self.dataset, "external_id": external_id}
 
-    def _victim(self, plan: RowPlan, event_id: int, place_id: int | None) -> None:
-        existing = self.find_victim(plan, place_id) if event_id > 0 or plan.external_id else None
+    def _victim(self, plan: RowPlan, event_id: int, fate: str, place_id: int | None) -> None:
+        # A person of an event this import creates is new, unless the dataset's id says not;
+        # the dry pass and the live pass must decide alike.
+        known = fate != "created" or plan.external_id is not None
+        existing = self.find_victim(plan, place_id) if known else None
         if existing is None:
             data = {**plan.victim, "event_id": event_id, **self._external(plan.external_id)}
             self._create("victims", data, plan.number, "victim")
