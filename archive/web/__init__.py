@@ -113,7 +113,16 @@ def web_error_page(exc: HTTPException):
 
 
 def init_app(app: Flask) -> None:
-    from . import auth, edit, i18n, indicator_pages, pages, review, security  # noqa: F401
+    from . import (  # noqa: F401
+        auth,
+        edit,
+        i18n,
+        import_pages,
+        indicator_pages,
+        pages,
+        review,
+        security,
+    )
 
     security.init_app(app)
     i18n.init_app(app)
