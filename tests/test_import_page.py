@@ -384,3 +384,51 @@ def test_the_page_loads_its_progress_script_from_the_archive(browser_for):
 
     assert '<script src="/static/js/import.js"></script>' in page
     assert 'data-status-url="' in page
+
+
+def test_the_status_reads_the_progress_an_import_writes(browser_for, app):
+    from archive.web.import_pages import ProgressFile, staging
+
+    researcher = browser_for("researcher")
+    page_url = staged(researcher, csv_bytes(CLASHES))
+    sha256 = page_url.rsplit("/", 1)[1]
+    with app.test_request_context():
+        progress = ProgressFile(staging().path(sha256) + ".progress")
+    progress("importing", 2, 2)
+
+    response = researcher.get(page_url + "/status")
+
+    assert response.get_json() == {"stage": "importing", "done": 2, "total": 2}
+
+
+# --- Languages -------------------------------------------------------------------------------
+
+
+def test_the_page_speaks_spanish(browser_for):
+    page = text(browser_for("researcher").get("/import?lang=es"))
+
+    assert "Importar una hoja de cálculo" in page
+    assert "Subir y leer las columnas" in page
+
+
+def test_the_page_speaks_english(browser_for):
+    page = text(browser_for("researcher").get("/import?lang=en"))
+
+    assert "Import a spreadsheet" in page
+    assert "Upload and read the columns" in page
+
+
+def test_uploads_left_unimported_for_days_are_dropped(browser_for):
+    import os
+    import time
+
+    researcher = browser_for("researcher")
+    old_url = staged(researcher, csv_bytes(CLASHES))
+    assert researcher.get(old_url).status_code == 200
+    four_days_ago = time.time() - 4 * 24 * 3600
+    for path in _staging_files(researcher.application):
+        os.utime(path, (four_days_ago, four_days_ago))
+
+    staged(researcher, csv_bytes(WITH_ERRORS))
+
+    assert researcher.get(old_url).status_code == 404

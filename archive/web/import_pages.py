@@ -28,6 +28,9 @@ from . import bp
 SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_MAPPING_CHARS = 200_000
 PROGRESS_EVERY_SECONDS = 0.5
+# Uploads checked but never imported are dropped after this long (the archive keeps its own
+# copy of every file it imports).
+STALE_SECONDS = 3 * 24 * 3600
 
 
 def staging() -> FileStore:
@@ -71,6 +74,17 @@ def _forget(sha256: str) -> None:
     ):
         with contextlib.suppress(OSError):
             os.unlink(path)
+
+
+def _sweep(store: FileStore) -> None:
+    """Drop staged uploads nobody has touched for STALE_SECONDS."""
+    oldest = time.time() - STALE_SECONDS
+    for folder, _dirs, names in os.walk(store.root):
+        for name in names:
+            path = os.path.join(folder, name)
+            with contextlib.suppress(OSError):
+                if os.path.getmtime(path) < oldest:
+                    os.unlink(path)
 
 
 class ProgressFile:
@@ -161,12 +175,16 @@ def import_upload():
         flash(_("Choose a CSV or XLSX file to import."), "danger")
         return _page(422, stage="upload")
     store = staging()
+    _sweep(store)
     try:
         sha256, _size = store.save(upload.stream, current_app.config["FILES_MAX_BYTES"])
     except FileTooLarge:
         flash(_("The file is larger than this archive accepts."), "danger")
         return _page(413, stage="upload")
-    _write_json(_side(store, sha256, ".json"), {"filename": os.path.basename(upload.filename)})
+    _write_json(
+        _side(store, sha256, ".json"),
+        {"filename": os.path.basename(upload.filename.replace("\\", "/"))},
+    )
     preset = request.form.get("preset") or None
     return redirect(url_for("web.import_file", sha256=sha256, preset=preset))
 
