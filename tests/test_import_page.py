@@ -190,9 +190,10 @@ def test_a_file_that_is_no_table_is_refused_with_its_reason(browser_for):
 
 
 def test_an_unknown_upload_is_not_found(browser_for):
-    response = browser_for("researcher").get("/import/" + "0" * 64)
+    response = browser_for("researcher").get("/import/" + "0" * 64 + "?lang=en")
 
     assert response.status_code == 404
+    assert "upload the file again" in text(response)
 
 
 # --- Dry run ---------------------------------------------------------------------------------

@@ -16,14 +16,24 @@ import re
 import tempfile
 import time
 
-from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from .. import access, imports
 from ..extensions import db
 from ..provenance import FileStore, FileTampered, FileTooLarge
-from . import bp
+from . import bp, render_error
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_MAPPING_CHARS = 200_000
@@ -60,7 +70,15 @@ def _staged(sha256: str) -> tuple[bytes, str]:
         with open(_side(store, sha256, ".json"), encoding="utf-8") as f:
             filename = json.load(f)["filename"]
     except (OSError, ValueError, KeyError, FileTampered):
-        abort(404)
+        abort(
+            make_response(
+                render_error(
+                    404,
+                    _("Not found"),
+                    _("This upload is no longer kept here: upload the file again."),
+                )
+            )
+        )
     return data, filename
 
 
