@@ -9,6 +9,7 @@ import io
 import json
 import re
 
+import pytest
 from sqlalchemy import func, select
 
 from archive.extensions import db
@@ -122,6 +123,14 @@ def _staging_files(app) -> list:
 
     root = pathlib.Path(app.config["FILES_DIR"]) / ".imports"
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+@pytest.mark.parametrize("role", ["researcher", "editor", "admin"])
+def test_staff_who_may_write_open_the_page(browser_for, role):
+    response = browser_for(role).get("/import?lang=en")
+
+    assert response.status_code == 200
+    assert 'type="file"' in text(response)
 
 
 def test_the_menu_offers_import_to_researchers_and_not_to_viewers(browser_for):
