@@ -674,6 +674,7 @@ def test_a_researcher_imports_a_spreadsheet_watching_its_progress(
     violations = axe_violations(page)
     if violations:
         found.append(describe_violations(f"/import dry run ({lang})", violations))
+    screenshot(page, f"import-dry-run-{lang}")
     with page.expect_navigation(timeout=120_000):
         page.click("#confirm-form button[type=submit]", no_wait_after=True)
 
