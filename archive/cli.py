@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 
 import click
@@ -10,7 +12,17 @@ from flask.cli import AppGroup
 from marshmallow import ValidationError
 from sqlalchemy import func, select
 
-from . import access, context_figures, database, demo, provenance, search, sourcefiles, users
+from . import (
+    access,
+    context_figures,
+    database,
+    demo,
+    imports,
+    provenance,
+    search,
+    sourcefiles,
+    users,
+)
 from .extensions import db
 from .models import SourceFile, StoredFile, User
 
@@ -25,6 +37,7 @@ search_cli = AppGroup("search", help="The full-text search index.")
 context_cli = AppGroup(
     "context", help="Official population and homicide figures per region and year."
 )
+import_cli = AppGroup("import", help="Import spreadsheets and other organisations' datasets.")
 
 
 def _fail(exc: ValidationError) -> None:
@@ -261,6 +274,203 @@ def search_check() -> None:
     raise SystemExit(1)
 
 
+def _read_file(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise click.ClickException(f"Cannot read {path}: {exc.strerror}.") from None
+
+
+def _mapping_failed(exc: ValidationError) -> None:
+    for key, messages in _flat_messages(exc.normalized_messages()).items():
+        click.echo(f"mapping: {key}: {' '.join(messages)}", err=True)
+    raise click.ClickException("The mapping cannot be used; nothing was read or written.")
+
+
+def _flat_messages(messages, prefix: str = "") -> dict[str, list[str]]:
+    if isinstance(messages, list):
+        return {prefix or "mapping": [str(m) for m in messages]}
+    flat: dict[str, list[str]] = {}
+    for key, value in messages.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        flat.update(_flat_messages(value, name))
+    return flat
+
+
+@import_cli.command("inspect")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def import_inspect(file: str) -> None:
+    """Print the mapping guessed for FILE as JSON; remarks go to standard error.
+
+    Save the JSON, edit what it could not guess, and give it to `import run --mapping`.
+    """
+    try:
+        inspection = imports.inspect(_read_file(file), os.path.basename(file))
+    except imports.FileProblem as exc:
+        raise click.ClickException(exc.message) from None
+    except ValidationError as exc:
+        _mapping_failed(exc)
+    for remark in inspection.remarks:
+        click.echo(remark, err=True)
+    click.echo(json.dumps(inspection.mapping, ensure_ascii=False, indent=2))
+
+
+def _show_report(report: imports.Report) -> None:
+    """The report, for people: what was read, what happens to it, every error and note."""
+    described = report.table
+    how = ", ".join(
+        str(described[k]) for k in ("format", "encoding", "delimiter") if described.get(k)
+    )
+    click.echo(f"File: {report.filename} ({how}; SHA-256 {report.sha256})")
+    click.echo(
+        f"Rows: {report.rows_read} read, {report.blank_rows} blank, {report.skipped_rows} "
+        f"skipped by the mapping, {report.rows_with_errors} with errors"
+    )
+
+    def tally(counts: dict[str, int]) -> str:
+        shown = [f"{n} {name.replace('_', ' ')}" for name, n in counts.items() if n]
+        return ", ".join(shown) or "nothing"
+
+    verb = "Would create" if not report.written else "Created"
+    click.echo(f"{verb}: {tally(report.created)}")
+    click.echo(f"{'Would update' if not report.written else 'Updated'}: {tally(report.updated)}")
+    click.echo(f"Already as the file says: {tally(report.unchanged)}")
+    click.echo(f"Skipped as already in the archive: {tally(report.skipped)}")
+    if report.duplicates:
+        click.echo(f"Already in the archive ({len(report.duplicates)}):")
+        for found in report.duplicates:
+            click.echo(f"  row {found['row']}: {found['record']} {found['id']} ({found['reason']})")
+    if report.errors:
+        click.echo(f"Errors ({len(report.errors)}):")
+        for problem in report.errors:
+            click.echo(f"  {problem}")
+    if report.notes:
+        click.echo(f"Notes ({len(report.notes)}):")
+        for problem in report.notes:
+            click.echo(f"  {problem}")
+
+
+class _ProgressBars:
+    """One progress bar per stage (checking, then importing), drawn on standard error."""
+
+    def __init__(self) -> None:
+        self.bar = None
+        self.stage = None
+        self.done = 0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self.stage:
+            self.close()
+            label = {"checking": "Checking rows", "importing": "Importing rows"}[stage]
+            self.bar = click.progressbar(length=max(total, 1), label=label, file=sys.stderr)
+            self.bar.__enter__()
+            self.stage, self.done = stage, 0
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@import_cli.command("run")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--mapping",
+    "mapping_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The mapping, as JSON (`import inspect` prints one to start from).",
+)
+@click.option("--preset", help="The mapping saved under this name.")
+@click.option("--dry-run", is_flag=True, help="Check every row and report; write nothing.")
+@click.option("--save-preset", metavar="NAME", help="Keep the mapping under this name.")
+@click.option(
+    "--on-duplicate",
+    type=click.Choice(["skip", "update"]),
+    default="skip",
+    show_default=True,
+    help="What to do with rows already in the archive.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def import_run(
+    file: str,
+    mapping_file: str | None,
+    preset: str | None,
+    dry_run: bool,
+    save_preset: str | None,
+    on_duplicate: str,
+    as_json: bool,
+) -> None:
+    """Check FILE against the mapping and import it: every row or none.
+
+    Exits 1, printing the report, when any row has an error; a dry run without errors
+    exits 0.
+    """
+    if bool(mapping_file) == bool(preset):
+        raise click.UsageError("Give the mapping with either --mapping FILE or --preset NAME.")
+    if preset:
+        mapping = imports.get_preset(db.session, preset)
+        if mapping is None:
+            known = ", ".join(p.name for p in imports.list_presets(db.session)) or "none"
+            raise click.ClickException(f"No preset named {preset!r}; presets: {known}.")
+    else:
+        try:
+            mapping = json.loads(_read_file(mapping_file).decode("utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise click.ClickException(f"{mapping_file} is not JSON: {exc}.") from None
+    data = _read_file(file)
+    if save_preset:
+        with database.writing():
+            try:
+                imports.save_preset(db.session, OPERATOR, save_preset, mapping)
+            except ValidationError as exc:
+                db.session.rollback()
+                _mapping_failed(exc)
+            db.session.commit()
+        click.echo(f"Mapping saved as preset {save_preset!r}.", err=True)
+    store = provenance.FileStore(current_app.config["FILES_DIR"])
+    progress = _ProgressBars()
+    with database.writing():
+        try:
+            report = imports.run_import(
+                db.session,
+                OPERATOR,
+                store,
+                data,
+                os.path.basename(file),
+                mapping,
+                dry_run=dry_run,
+                on_duplicate=on_duplicate,
+                max_bytes=current_app.config["FILES_MAX_BYTES"],
+                progress=progress,
+            )
+        except imports.FileProblem as exc:
+            db.session.rollback()
+            raise click.ClickException(exc.message) from None
+        except ValidationError as exc:
+            db.session.rollback()
+            _mapping_failed(exc)
+        finally:
+            progress.close()
+        if report.written:
+            db.session.commit()
+        else:
+            db.session.rollback()
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        _show_report(report)
+    if not report.ok:
+        click.echo("Nothing was written: correct the file or the mapping and run again.", err=True)
+        raise SystemExit(1)
+    if report.written:
+        click.echo(f"Imported: every record cites source {report.source_id}.", err=as_json)
+    else:
+        click.echo("Dry run: nothing was written.", err=as_json)
+
+
 def init_app(app: Flask) -> None:
-    for group in (users_cli, audit_cli, demo_cli, files_cli, context_cli, search_cli):
+    for group in (users_cli, audit_cli, demo_cli, files_cli, context_cli, search_cli, import_cli):
         app.cli.add_command(group)

@@ -246,6 +246,7 @@ class Event(Recoverable, db.Model):
         not_negative("agents_deployed"),
         # Covers what anonymous lists filter on, so counting them reads the index alone.
         Index("ix_events_public", "published", "status", "deleted_at", "start_date"),
+        Index("ix_events_external", "external_dataset", "external_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -263,6 +264,10 @@ class Event(Recoverable, db.Model):
     status: Mapped[str] = mapped_column(String(20), default="draft")
     published: Mapped[bool] = mapped_column(Boolean, default=False)
     internal_notes: Mapped[str | None] = mapped_column(Text)
+    # The id another organisation's dataset gives this event, and which dataset (see
+    # archive/imports.py): how a later import of that dataset recognises the event.
+    external_dataset: Mapped[str | None] = mapped_column(String(100))
+    external_id: Mapped[str | None] = mapped_column(String(200))
 
     place: Mapped[Place | None] = relationship()
     operation: Mapped[Operation | None] = relationship()
@@ -289,6 +294,7 @@ class Victim(Recoverable, db.Model):
         one_of("caused_by", vocab.CAUSED_BY),
         one_of("on_duty", vocab.ON_DUTY, nullable=True),
         CheckConstraint("age IS NULL OR (age BETWEEN 0 AND 130)", name="age_range"),
+        Index("ix_victims_external", "external_dataset", "external_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -305,6 +311,8 @@ class Victim(Recoverable, db.Model):
     circumstances: Mapped[str | None] = mapped_column(Text)
     on_duty: Mapped[str | None] = mapped_column(String(10))
     identity_restricted: Mapped[bool] = mapped_column(Boolean, default=False)
+    external_dataset: Mapped[str | None] = mapped_column(String(100))
+    external_id: Mapped[str | None] = mapped_column(String(200))
 
 
 class CasualtyCount(Recoverable, db.Model):
@@ -537,3 +545,14 @@ class SearchOutbox(db.Model):
     kind: Mapped[str] = mapped_column(String(20))
     record_id: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ImportPreset(Timestamped, db.Model):
+    """A named mapping of a spreadsheet's columns onto records (archive/imports.py), kept to
+    import the next file of the same layout without writing the mapping again."""
+
+    __tablename__ = "import_presets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSONType)

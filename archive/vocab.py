@@ -39,6 +39,8 @@ SOURCE_KINDS = (
     "testimony",
     "court_record",
     "media_file",
+    # A file of records from another organisation or an official release, imported row by row.
+    "dataset",
     "other",
 )
 # Admiralty scale: A completely reliable ... E unreliable, F reliability cannot be judged.

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from archive.extensions import db
 from archive.models import Citation, Event, Operation, Source, SourceFile, Victim
@@ -623,3 +624,63 @@ def test_a_chart_is_saved_as_a_png_without_leaving_the_machine(app, browsing):
         "buttons => buttons.map(b => b.getAttribute('data-title'))"
     )
     assert not [t for t in titles if "Share" in t or "cloud" in t.lower()], titles
+
+
+# --- Import ----------------------------------------------------------------------------------
+
+
+def clash_rows(n: int) -> bytes:
+    """A spreadsheet of `n` clashes, one a row, in the layout tests/test_imports.py maps."""
+    lines = ["Fecha,Estado,Municipio,Tipo,Civiles muertos,Soldados muertos"]
+    for i in range(n):
+        day = dt.date(2015, 1, 1) + dt.timedelta(days=i % 365)
+        lines.append(f"{day:%d/%m/%Y},Sinaloa,Municipio {i},raid,{i % 4},{i % 2}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_researcher_imports_a_spreadsheet_watching_its_progress(
+    app, factory, browsing, tmp_path, lang
+):
+    from .test_imports import CLASH_MAPPING
+
+    rows = 400
+    path = tmp_path / "enfrentamientos.csv"
+    path.write_bytes(clash_rows(rows))
+    page = browsing.open()
+    sign_in(page, factory.account("researcher"))
+    statuses: list[dict] = []
+
+    def record_status(route):
+        answer = route.fetch()
+        statuses.append(answer.json())
+        route.fulfill(response=answer)
+
+    page.route("**/status", record_status)
+    found: list[str] = []
+
+    page.goto(f"/import?lang={lang}")
+    page.set_input_files("#file", str(path))
+    with page.expect_navigation():
+        page.click("#main form button[type=submit]")
+    assert page.locator("#mapping").count() == 1, page.inner_text("main")
+    violations = axe_violations(page)
+    if violations:
+        found.append(describe_violations(f"/import mapping ({lang})", violations))
+    page.fill("#mapping", json.dumps(CLASH_MAPPING))
+    with page.expect_navigation(timeout=120_000):
+        page.click("#main form[data-import-progress] button[type=submit]", no_wait_after=True)
+    assert page.locator("#import-report").count() == 1, page.inner_text("main")
+    violations = axe_violations(page)
+    if violations:
+        found.append(describe_violations(f"/import dry run ({lang})", violations))
+    screenshot(page, f"import-dry-run-{lang}")
+    with page.expect_navigation(timeout=120_000):
+        page.click("#confirm-form button[type=submit]", no_wait_after=True)
+
+    assert page.locator(".alert-success").count() == 1, page.inner_text("main")
+    assert not found, "\n\n".join(found)
+    # The bar was shown and fed while the rows were checked and written.
+    assert any(s["stage"] and 0 < s["done"] <= s["total"] == rows for s in statuses), statuses
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Event)) == rows

@@ -117,6 +117,7 @@ def init_app(app: Flask) -> None:
         auth,
         edit,
         i18n,
+        import_pages,
         indicator_pages,
         pages,
         review,

@@ -121,6 +121,7 @@ LABELS = {
         "testimony": _l("Testimony"),
         "court_record": _l("Court record"),
         "media_file": _l("Media file"),
+        "dataset": _l("Dataset"),
         "other": _l("Other"),
     },
     "reliability": {

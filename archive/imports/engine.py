@@ -1,0 +1,996 @@
+"""Checking and importing the rows: every row is validated before anything is written, and
+then all of them are written in the caller's transaction, or none.
+
+The same code walks the file twice: a dry pass that only counts what it would do (the report
+of a dry run), and, when the dry pass found no error, a live pass that does it through the
+records services (so every record gets the API's checks and its own audit entry).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from marshmallow import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from schemas.casualty_counts import CasualtyCountSchema
+from schemas.common import show_date
+from schemas.events import EventSchema
+from schemas.operations import OperationSchema
+from schemas.places import PlaceSchema
+from schemas.victims import VictimSchema
+
+from .. import access, provenance, records, sourcefiles
+from ..models import CasualtyCount, Citation, Event, Operation, Place, Source, SourceFile, Victim
+from ..resources import RESOURCES, Conflict
+from .cells import (
+    CellError,
+    OrderEvidence,
+    as_text,
+    fold,
+    read_boolean,
+    read_date,
+    read_float,
+    read_integer,
+    spreadsheet_error,
+)
+from .mapping import BRACES, TARGETS, CountSpec, ImportMapping, Target
+from .reading import Table, is_blank
+
+ON_DUPLICATE = ("skip", "update")
+RECORDS = ("events", "victims", "casualty_counts", "places", "operations", "citations")
+SIMILAR = 0.85  # how alike two folded titles or names must be to count as the same
+MAX_EXTERNAL_ID = 200
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Problem:
+    row: int | None
+    column: str | None
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "column": self.column, "message": self.message}
+
+    def __str__(self) -> str:
+        where = [f"row {self.row}"] if self.row is not None else []
+        if self.column:
+            where.append(f"column {self.column!r}")
+        return f"{', '.join(where) or 'file'}: {self.message}"
+
+
+def _tally() -> dict[str, int]:
+    return dict.fromkeys(RECORDS, 0)
+
+
+@dataclass
+class Report:
+    """What an import read, found wrong, and did (or, in a dry run, would do)."""
+
+    filename: str | None
+    sha256: str
+    size: int
+    table: dict[str, Any]
+    dataset: str
+    dry_run: bool
+    on_duplicate: str
+    rows_read: int = 0
+    blank_rows: int = 0
+    skipped_rows: int = 0
+    created: dict[str, int] = field(default_factory=_tally)
+    updated: dict[str, int] = field(default_factory=_tally)
+    unchanged: dict[str, int] = field(default_factory=_tally)
+    skipped: dict[str, int] = field(default_factory=_tally)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[Problem] = field(default_factory=list)
+    notes: list[Problem] = field(default_factory=list)
+    rows_with_errors: int = 0
+    source_id: int | None = None
+    written: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "rows": {
+                "read": self.rows_read,
+                "blank": self.blank_rows,
+                "skipped": self.skipped_rows,
+                "with_errors": self.rows_with_errors,
+            },
+            "created": dict(self.created),
+            "updated": dict(self.updated),
+            "unchanged": dict(self.unchanged),
+            "skipped": dict(self.skipped),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": {
+                "name": self.filename,
+                "sha256": self.sha256,
+                "size": self.size,
+                **self.table,
+            },
+            "dataset": self.dataset,
+            "dry_run": self.dry_run,
+            "on_duplicate": self.on_duplicate,
+            "ok": self.ok,
+            "written": self.written,
+            "source_id": self.source_id,
+            **self.counts(),
+            "duplicates": list(self.duplicates),
+            "errors": [p.to_dict() for p in self.errors],
+            "notes": [p.to_dict() for p in self.notes],
+        }
+
+
+def dataset_key(headers: list[str]) -> str:
+    """Which dataset a file belongs to, as far as its layout tells: files with the same
+    columns (another year of the same release) share it, and so share external ids."""
+    digest = hashlib.sha256("\x1f".join(fold(h) for h in headers).encode()).hexdigest()
+    return f"layout:{digest[:16]}"
+
+
+@dataclass
+class RowPlan:
+    number: int
+    event: dict[str, Any]
+    place: dict[str, Any] | None
+    place_text: str | None
+    operation: dict[str, Any] | None
+    victim: dict[str, Any] | None
+    counts: list[tuple[CountSpec, dict[str, Any]]]
+    external_id: str | None
+    event_external_id: str | None
+    event_key: tuple | None
+
+
+def _similar(a: str | None, b: str | None) -> bool:
+    if not a or not b:
+        return False
+    a, b = fold(a), fold(b)
+    return a == b or difflib.SequenceMatcher(None, a, b).ratio() >= SIMILAR
+
+
+def _place_key(place: dict[str, Any]) -> tuple:
+    return (
+        place.get("country"),
+        *(fold(place.get(level) or "") for level in ("admin1", "admin2", "admin3", "locality")),
+    )
+
+
+def _place_text(place: dict[str, Any]) -> str:
+    levels = ("locality", "admin3", "admin2", "admin1", "country")
+    return ", ".join(str(place[level]) for level in levels if place.get(level))
+
+
+def _external(value: str) -> str:
+    """An id short enough for its column; a longer one (a composite key) by its hash."""
+    if len(value) <= MAX_EXTERNAL_ID:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
+class Job:
+    """One import of one file with one mapping."""
+
+    def __init__(
+        self,
+        session: Session,
+        user,
+        table: Table,
+        mapping: ImportMapping,
+        report: Report,
+        progress: Progress | None = None,
+    ):
+        self.session, self.user, self.table, self.mapping = session, user, table, mapping
+        self.report = report
+        self.progress = progress
+        self.headers = table.headers
+        self.sources = mapping.sources()
+        self.orders: dict[str, str] = {}
+        self.total_rows = 0
+        self.current_row: int | None = None
+        self.event_schema = EventSchema()
+        self.place_schema = PlaceSchema()
+        self.operation_schema = OperationSchema()
+        self.victim_schema = VictimSchema(partial=("event_id",))
+        self.count_schema = CasualtyCountSchema(partial=("event_id", "source_id"))
+        self.folded_values = {
+            key: {fold(cell): meant for cell, meant in table_.items()}
+            for key, table_ in mapping.values.items()
+        }
+
+    # --- Pass 0: how each date column writes its dates --------------------------------------
+
+    def detect_dates(self) -> None:
+        """Tell day-first from month-first per date column, from all of its values."""
+        date_sources = {
+            source: target
+            for target, source in self.sources.items()
+            if TARGETS[target].kind == "date" and source not in self.mapping.date_formats
+        }
+        evidence = {source: OrderEvidence() for source in date_sources}
+        for number, cells in self.table.rows():
+            self.total_rows += 1
+            if not evidence:
+                continue
+            row = dict(zip(self.headers, cells, strict=False))
+            for source, target in date_sources.items():
+                evidence[source].add(number, self._raw(row, source, target))
+        for source, seen in evidence.items():
+            column = source
+            if seen.conflict:
+                self.report.errors.append(
+                    Problem(
+                        None,
+                        column,
+                        f"Dates in both orders: row {seen.day_first} can only be day-first, "
+                        f"row {seen.month_first} only month-first; give the column's format "
+                        "in date_formats.",
+                    )
+                )
+            elif seen.undecided:
+                self.report.notes.append(
+                    Problem(
+                        None,
+                        column,
+                        f"Dates such as {seen.example!r} could be day-first or month-first and "
+                        "no date in the column tells which: read as day-first. If they are "
+                        f'month-first, set date_formats {{"{column}": "{_month_first(seen)}"}}.',
+                    )
+                )
+            if seen.order:
+                self.orders[source] = seen.order
+
+    # --- Reading one row --------------------------------------------------------------------
+
+    def _raw(self, row: dict[str, Any], source: str, target: str) -> Any:
+        if source.startswith("constants."):
+            constant = self.mapping.constants[target]
+            if isinstance(constant, str) and BRACES.search(constant):
+                return BRACES.sub(lambda m: self._brace(row, m[1]), constant)
+            return constant
+        return row.get(source)
+
+    def _brace(self, row: dict[str, Any], header: str) -> str:
+        """A column's cell as text, through the values that column's codes have."""
+        value = row.get(header)
+        found, meant = self._lookup(header, value)
+        if not found and self.mapping.columns.get(header):
+            found, meant = self._lookup(self.mapping.columns[header], value)
+        if found:
+            value = meant
+        return as_text(value)
+
+    def _lookup(self, key: str, value: Any) -> tuple[bool, Any]:
+        table = self.mapping.values.get(key)
+        if table is None or value is None:
+            return False, None
+        text = as_text(value)
+        if text in table:
+            return True, table[text]
+        folded = fold(text)
+        if folded in self.folded_values[key]:
+            return True, self.folded_values[key][folded]
+        return False, None
+
+    def _cell(self, value: Any, source: str, target: Target) -> Any:
+        """The cell read as its field's type; CellError saying why it cannot be."""
+        error = spreadsheet_error(value)
+        if error:
+            raise CellError(f"The cell holds the spreadsheet error {error}.")
+        if not source.startswith("constants."):
+            found, meant = self._lookup(source, value)
+            if found:
+                value = meant
+        found, meant = self._lookup(target.key, value)
+        if found:
+            value = meant
+        elif (
+            target.key in self.mapping.values
+            and not is_blank(value)
+            and (target.kind != "choice" or read_choice(value, target) is None)
+        ):
+            raise CellError(
+                f"{as_text(value)!r} maps to nothing in values.{target.key}; add it there."
+            )
+        if is_blank(value):
+            return None
+        if target.kind == "text":
+            return as_text(value)
+        if target.kind == "integer":
+            return read_integer(value)
+        if target.kind == "float":
+            return read_float(value)
+        if target.kind == "boolean":
+            return read_boolean(value)
+        if target.kind == "date":
+            fmt = self.mapping.date_formats.get(source)
+            date = read_date(value, fmt, self.orders.get(source))
+            return show_date(date, date.precision)
+        choice = read_choice(value, target)
+        if choice is None:
+            raise CellError(
+                f"{as_text(value)!r} is not in the list for {target.key} "
+                f"({', '.join(map(str, target.choices))}); say what it means in "
+                f"values.{target.key}."
+            )
+        return choice
+
+    def plan(self, number: int, cells: list[Any]) -> RowPlan | None:
+        """The row read and validated, or None when it is blank, skipped or has errors."""
+        if all(is_blank(c) for c in cells):
+            self.report.blank_rows += 1
+            return None
+        self.report.rows_read += 1
+        row = dict(zip(self.headers, cells, strict=False))
+        for rule in self.mapping.skip:
+            if rule.pattern.search(as_text(row.get(rule.column))):
+                self.report.skipped_rows += 1
+                return None
+        problems: list[Problem] = []
+        values: dict[str, dict[str, Any]] = {
+            "event": {},
+            "place": {},
+            "victim": {},
+            "operation": {},
+        }
+        unread: set[str] = set()
+        for target_key, source in self.sources.items():
+            target = TARGETS[target_key]
+            try:
+                value = self._cell(self._raw(row, source, target_key), source, target)
+            except CellError as exc:
+                problems.append(Problem(number, source, str(exc)))
+                unread.add(target_key)
+                continue
+            if value is not None:
+                values[target.record][target.name] = value
+        event = self._load(self.event_schema, values["event"], "event", number, problems, unread)
+        place = operation = victim = None
+        if ("latitude" in values["place"]) != ("longitude" in values["place"]):
+            # The rule check_place applies when the place is written, checked before.
+            missing = "place.longitude" if "latitude" in values["place"] else "place.latitude"
+            problems.append(
+                Problem(
+                    number,
+                    self.sources.get(missing, missing),
+                    "Give latitude and longitude together.",
+                )
+            )
+        if values["place"]:
+            place = self._load(
+                self.place_schema, values["place"], "place", number, problems, unread
+            )
+        if values["operation"]:
+            if "name" not in values["operation"]:
+                problems.append(
+                    Problem(number, None, "operation fields are given but no operation.name.")
+                )
+            operation = self._load(
+                self.operation_schema, values["operation"], "operation", number, problems, unread
+            )
+        if self.mapping.rows == "victim":
+            victim = self._load(
+                self.victim_schema, values["victim"], "victim", number, problems, unread
+            )
+        counts = self._counts(row, number, problems)
+        if problems:
+            self.report.errors.extend(problems)
+            self.report.rows_with_errors += 1
+            return None
+        external_id = None
+        if self.mapping.external_id:
+            external_id = as_text(row.get(self.mapping.external_id)) or None
+        key = self._event_key(row, values) if self.mapping.rows == "victim" else None
+        if self.mapping.rows == "event":
+            event_external_id = external_id
+        elif key is not None:
+            event_external_id = "|".join(str(part) for part in key)
+        else:
+            event_external_id = None
+        return RowPlan(
+            number=number,
+            event=event,
+            place=place,
+            place_text=_place_text(place) if place else None,
+            operation=operation,
+            victim=victim,
+            counts=counts,
+            external_id=_external(external_id) if external_id else None,
+            event_external_id=_external(event_external_id) if event_external_id else None,
+            event_key=key,
+        )
+
+    def _load(
+        self, schema, data, record: str, number: int, problems: list[Problem], unread: set[str]
+    ) -> dict:
+        """The record's fields through the API's schema; a field whose cell could not be read
+        is reported once, for the cell, not again as missing."""
+        try:
+            return schema.load(data)
+        except ValidationError as exc:
+            for name, messages in _flat(exc.normalized_messages()).items():
+                if f"{record}.{name}" in unread:
+                    continue
+                column = self.sources.get(f"{record}.{name}", f"{record}.{name}")
+                problems.append(Problem(number, column, " ".join(messages)))
+            return {}
+
+    def _counts(self, row: dict[str, Any], number: int, problems: list[Problem]) -> list:
+        counts = []
+        for spec in self.mapping.counts:
+            total, given = 0, False
+            for header in spec.columns:
+                value = row.get(header)
+                try:
+                    if spreadsheet_error(value):
+                        raise CellError(
+                            f"The cell holds the spreadsheet error {spreadsheet_error(value)}."
+                        )
+                    found, meant = self._lookup(header, value)
+                    if found:
+                        value = meant
+                    if is_blank(value):
+                        continue
+                    total += read_integer(value)
+                    given = True
+                except CellError as exc:
+                    problems.append(Problem(number, header, str(exc)))
+            if not given:
+                continue
+            data = {
+                "affiliation": spec.affiliation,
+                "outcome": spec.outcome,
+                "caused_by": spec.caused_by,
+                "count": total,
+            }
+            try:
+                counts.append((spec, self.count_schema.load(data)))
+            except ValidationError as exc:
+                for messages in _flat(exc.normalized_messages()).values():
+                    problems.append(Problem(number, ", ".join(spec.columns), " ".join(messages)))
+        return counts
+
+    def _event_key(self, row: dict[str, Any], values: dict[str, dict]) -> tuple | None:
+        if not self.mapping.event_key:
+            return None
+        parts = []
+        for item in self.mapping.event_key:
+            if item in TARGETS:
+                target = TARGETS[item]
+                value = values[target.record].get(target.name)
+                parts.append(fold(value) if isinstance(value, str) else value)
+            else:
+                parts.append(fold(as_text(row.get(item))))
+        return tuple(parts)
+
+    # --- Passes -----------------------------------------------------------------------------
+
+    def run(self, writer: Writer) -> None:
+        stage = "importing" if writer.live else "checking"
+        for done, (number, cells) in enumerate(self.table.rows(), start=1):
+            self.current_row = number
+            plan = self.plan(number, cells) if not writer.live else self._replan(number, cells)
+            if plan is not None:
+                writer.apply(plan)
+            if self.progress:
+                self.progress(stage, done, self.total_rows)
+
+    def _replan(self, number: int, cells: list[Any]) -> RowPlan | None:
+        """Read a row again for writing; the counts of rows were taken on the dry pass."""
+        report = self.report
+        kept = (report.rows_read, report.blank_rows, report.skipped_rows)
+        plan = self.plan(number, cells)
+        report.rows_read, report.blank_rows, report.skipped_rows = kept
+        return plan
+
+
+def _month_first(seen: OrderEvidence) -> str:
+    fmt = seen.format() or "%d/%m/%Y"
+    return fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
+
+
+def read_choice(value: Any, target: Target) -> Any:
+    """The controlled-list value a cell names, in any case, spaces for underscores."""
+    if value in target.choices:
+        return value
+    text = as_text(value)
+    if text in target.choices:
+        return text
+    plain = re.sub(r"[\s-]+", "_", fold(text))
+    for choice in target.choices:
+        if isinstance(choice, str) and fold(choice) == plain:
+            return choice
+        if not isinstance(choice, str) and str(choice) == text:
+            return choice
+    return None
+
+
+def _flat(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    if isinstance(messages, list):
+        return {prefix or "_schema": [str(m) for m in messages]}
+    flat: dict[str, list[str]] = {}
+    for key, value in messages.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            flat.update(_flat(value, name))
+        else:
+            flat[name] = [str(m) for m in (value if isinstance(value, list) else [value])]
+    return flat
+
+
+# --- What the passes do with each row --------------------------------------------------------
+
+
+class Writer:
+    """Resolves each row against the archive (places, duplicates) and records what happens.
+
+    The dry writer only counts, handing out stand-in ids (negative) for records it would
+    create; the live writer creates and updates them through the records services.
+    """
+
+    def __init__(self, job: Job, live: bool, on_duplicate: str, source_id: int | None):
+        self.job, self.live, self.on_duplicate = job, live, on_duplicate
+        self.session, self.user, self.report = job.session, job.user, job.report
+        self.dataset = self.report.dataset
+        self.source_id = source_id
+        self._stand_in = 0
+        self.places = self._index_places()
+        self.operations = self._index_operations()
+        self.groups: dict[tuple, tuple[int, str]] = {}  # event key -> (event id, fate)
+        self.claimed: set[tuple[str, int]] = set()
+        self.created: set[tuple[str, int]] = set()
+        self.noted_places: set[tuple] = set()
+        self.chain: provenance.Appender | None = None
+        if live:
+            access.require(self.user, "create", "records")
+            self.chain = provenance.Appender(self.session)
+
+    def _index_places(self) -> dict[tuple, tuple[int, str]]:
+        index: dict[tuple, tuple[int, str]] = {}
+        stmt = select(Place).where(Place.deleted_at.is_(None)).order_by(Place.id)
+        for place in self.session.scalars(stmt):
+            data = {
+                c: getattr(place, c) for c in ("country", "admin1", "admin2", "admin3", "locality")
+            }
+            index.setdefault(_place_key(data), (place.id, _place_text(data)))
+        return index
+
+    def _index_operations(self) -> dict[str, int]:
+        index: dict[str, int] = {}
+        stmt = select(Operation.id, Operation.name).where(Operation.deleted_at.is_(None))
+        for operation_id, name in self.session.execute(stmt.order_by(Operation.id)):
+            index.setdefault(fold(name), operation_id)
+        return index
+
+    def _new_id(self) -> int:
+        self._stand_in -= 1
+        return self._stand_in
+
+    def _create(self, resource: str, data: dict[str, Any], row: int, cite: str | None) -> int:
+        key = resource.replace("-", "_")
+        self.report.created[key] += 1
+        if not self.live:
+            return self._new_id()
+        record = self._insert(resource, data)
+        self.created.add((key, record.id))
+        if cite:
+            self._cite(cite, record.id, row, new=True)
+        return record.id
+
+    # References this writer resolved itself (the dataset source, an event just created or
+    # found) need no check; those a mapping may give directly do.
+    CHECKED_REFERENCES = {"events", "victims", "places", "operations"}
+
+    def _insert(self, resource_name: str, data: dict[str, Any]):
+        """What records.create_record does (the same checks, one audited "create" entry),
+        with the entry appended through the import's chain appender, which does not read the
+        chain back for every record."""
+        resource = RESOURCES[resource_name]
+        if resource_name in self.CHECKED_REFERENCES:
+            records._check_references(self.session, resource, data)
+        record = resource.model()
+        records._fill_defaults(record)
+        resource.apply(record, data)
+        resource.check(self.session, self.user, record, data, None)
+        self.session.add(record)
+        self.session.flush()
+        after = records.snapshot(resource, record)
+        self.chain.record(self.user, "create", resource.key, record.id, records.diff({}, after))
+        return record
+
+    def _cite(self, target_type: str, target_id: int, row: int, new: bool = False) -> None:
+        """Cite the dataset at the row, unless the record (found, not `new`) already does."""
+        locator = f"row {row}"
+        column = getattr(Citation, Citation.TARGET_COLUMNS[target_type])
+        exists = (
+            None
+            if new
+            else self.session.scalar(
+                select(Citation.id).where(
+                    column == target_id,
+                    Citation.source_id == self.source_id,
+                    Citation.locator == locator,
+                    Citation.deleted_at.is_(None),
+                )
+            )
+        )
+        if exists is not None:
+            return
+        self.report.created["citations"] += 1
+        self._insert(
+            "citations",
+            {
+                "source_id": self.source_id,
+                "target_type": target_type,
+                "target_id": target_id,
+                "locator": locator,
+            },
+        )
+
+    def _update(self, resource: str, record_id: int, data: dict[str, Any], row: int, cite: str):
+        """Update a record found in the archive; one already as the row says is unchanged."""
+        key = resource.replace("-", "_")
+        record = self.session.get(RESOURCES[resource].model, record_id)
+        if all(getattr(record, name) == value for name, value in data.items()):
+            self.report.unchanged[key] += 1
+            if self.live:
+                self._cite(cite, record_id, row)
+            return
+        self.report.updated[key] += 1
+        if self.live:
+            records.update_record(self.session, self.user, RESOURCES[resource], record_id, data)
+            self.chain.resync()  # update_record appended to the chain itself
+            self._cite(cite, record_id, row)
+
+    # --- Places and operations ----------------------------------------------------------------
+
+    def place_id(self, plan: RowPlan) -> int | None:
+        if plan.place is None:
+            return plan.event.get("place_id")
+        key = _place_key(plan.place)
+        found = self.places.get(key)
+        if found is not None:
+            place_id, text = found
+            if text != plan.place_text and key not in self.noted_places and place_id > 0:
+                self.noted_places.add(key)
+                self.report.notes.append(
+                    Problem(
+                        plan.number,
+                        self._place_column(),
+                        f"{plan.place_text!r} is place {place_id} ({text}) in the archive.",
+                    )
+                )
+            return place_id
+        verb = "was" if self.live else "will be"
+        self.report.notes.append(
+            Problem(
+                plan.number,
+                self._place_column(),
+                f"{plan.place_text!r} matches no place in the archive (ignoring case and "
+                f"accents): it {verb} added as written.",
+            )
+        )
+        self.noted_places.add(key)
+        place_id = self._create("places", plan.place, plan.number, None)
+        self.places[key] = (place_id, plan.place_text)
+        return place_id
+
+    def _place_column(self) -> str:
+        fed = [
+            source
+            for target, source in self.job.sources.items()
+            if target.startswith("place.") and not source.startswith("constants.")
+        ]
+        return ", ".join(fed) or "place"
+
+    def operation_id(self, plan: RowPlan) -> int | None:
+        if plan.operation is None:
+            return plan.event.get("operation_id")
+        key = fold(plan.operation["name"])
+        if key in self.operations:
+            return self.operations[key]
+        verb = "was" if self.live else "will be"
+        self.report.notes.append(
+            Problem(
+                plan.number,
+                self.job.sources.get("operation.name"),
+                f"No operation named {plan.operation['name']!r} in the archive: it {verb} added.",
+            )
+        )
+        operation_id = self._create("operations", plan.operation, plan.number, None)
+        self.operations[key] = operation_id
+        return operation_id
+
+    # --- Duplicates ---------------------------------------------------------------------------
+
+    def _free(self, kind: str, record_id: int) -> bool:
+        return (kind, record_id) not in self.claimed and (kind, record_id) not in self.created
+
+    def _duplicate(self, plan: RowPlan, kind: str, record_id: int, reason: str) -> None:
+        self.claimed.add((kind, record_id))
+        label = kind[:-1]
+        self.report.duplicates.append(
+            {"row": plan.number, "record": label, "id": record_id, "reason": reason}
+        )
+
+    def find_event(self, plan: RowPlan, place_id: int | None) -> int | None:
+        if plan.event_external_id:
+            stmt = select(Event.id).where(
+                Event.external_dataset == self.dataset,
+                Event.external_id == plan.event_external_id,
+                Event.deleted_at.is_(None),
+            )
+            for event_id in self.session.scalars(stmt.order_by(Event.id)):
+                if self._free("events", event_id):
+                    self._duplicate(
+                        plan,
+                        "events",
+                        event_id,
+                        f"same external id {plan.event_external_id!r}",
+                    )
+                    return event_id
+        start = plan.event.get("start_date")
+        if start is None or place_id is None or place_id < 0:
+            return None
+        stmt = select(Event.id, Event.title).where(
+            Event.start_date == start, Event.place_id == place_id, Event.deleted_at.is_(None)
+        )
+        for event_id, title in self.session.execute(stmt.order_by(Event.id)):
+            if self._free("events", event_id) and _similar(title, plan.event.get("title")):
+                self._duplicate(
+                    plan,
+                    "events",
+                    event_id,
+                    f"same date, same place and a similar title ({title!r})",
+                )
+                return event_id
+        return None
+
+    def find_victim(self, plan: RowPlan, place_id: int | None) -> int | None:
+        if plan.external_id:
+            stmt = select(Victim.id).where(
+                Victim.external_dataset == self.dataset,
+                Victim.external_id == plan.external_id,
+                Victim.deleted_at.is_(None),
+            )
+            for victim_id in self.session.scalars(stmt.order_by(Victim.id)):
+                if self._free("victims", victim_id):
+                    self._duplicate(
+                        plan, "victims", victim_id, f"same external id {plan.external_id!r}"
+                    )
+                    return victim_id
+        name = plan.victim.get("name")
+        start = plan.event.get("start_date")
+        if not name or start is None or place_id is None or place_id < 0:
+            return None
+        stmt = (
+            select(Victim.id, Victim.name)
+            .join(Event, Event.id == Victim.event_id)
+            .where(
+                Event.start_date == start,
+                Event.place_id == place_id,
+                Event.deleted_at.is_(None),
+                Victim.deleted_at.is_(None),
+            )
+            .order_by(Victim.id)
+        )
+        for victim_id, other in self.session.execute(stmt):
+            if self._free("victims", victim_id) and _similar(other, name):
+                self._duplicate(
+                    plan,
+                    "victims",
+                    victim_id,
+                    f"same date, same place and a similar name ({other!r})",
+                )
+                return victim_id
+        return None
+
+    # --- One row ------------------------------------------------------------------------------
+
+    def apply(self, plan: RowPlan) -> None:
+        place_id = self.place_id(plan)
+        operation_id = self.operation_id(plan)
+        event_data = dict(plan.event)
+        if place_id is not None:
+            event_data["place_id"] = place_id
+        if operation_id is not None:
+            event_data["operation_id"] = operation_id
+        event_id, fate = self._event(plan, event_data, place_id)
+        if plan.victim is not None:
+            self._victim(plan, event_id, fate, place_id)
+        self._counts(plan, event_id, fate)
+
+    def _event(self, plan: RowPlan, data: dict[str, Any], place_id: int | None):
+        if plan.event_key is not None and plan.event_key in self.groups:
+            return self.groups[plan.event_key]
+        existing = self.find_event(plan, place_id)
+        if existing is None:
+            data = {**data, "status": "draft", **self._external(plan.event_external_id)}
+            event_id = self._create("events", data, plan.number, "event")
+            result = (event_id, "created")
+        elif self.on_duplicate == "update":
+            self._update("events", existing, data, plan.number, "event")
+            result = (existing, "updated")
+        else:
+            self.report.skipped["events"] += 1
+            result = (existing, "skipped")
+        if plan.event_key is not None:
+            self.groups[plan.event_key] = result
+        return result
+
+    def _external(self, external_id: str | None) -> dict[str, str]:
+        """The columns that let a later import of the dataset recognise the record; set with
+        the record itself, as the schemas (and so the API) do not take them."""
+        if external_id is None:
+            return {}
+        return {"external_dataset": self.dataset, "external_id": external_id}
+
+    def _victim(self, plan: RowPlan, event_id: int, fate: str, place_id: int | None) -> None:
+        # A person of an event this import creates is new, unless the dataset's id says not;
+        # the dry pass and the live pass must decide alike.
+        known = fate != "created" or plan.external_id is not None
+        existing = self.find_victim(plan, place_id) if known else None
+        if existing is None:
+            data = {**plan.victim, "event_id": event_id, **self._external(plan.external_id)}
+            self._create("victims", data, plan.number, "victim")
+        elif self.on_duplicate == "update":
+            self._update("victims", existing, plan.victim, plan.number, "victim")
+        else:
+            self.report.skipped["victims"] += 1
+
+    def _counts(self, plan: RowPlan, event_id: int, fate: str) -> None:
+        for _spec, data in plan.counts:
+            if fate == "skipped":
+                self.report.skipped["casualty_counts"] += 1
+                continue
+            existing = None
+            if fate == "updated" and self.source_id is not None:
+                existing = self.session.scalar(
+                    select(CasualtyCount.id).where(
+                        CasualtyCount.event_id == event_id,
+                        CasualtyCount.source_id == self.source_id,
+                        CasualtyCount.affiliation == data["affiliation"],
+                        CasualtyCount.outcome == data["outcome"],
+                        CasualtyCount.caused_by == data["caused_by"],
+                        CasualtyCount.deleted_at.is_(None),
+                    )
+                )
+            if existing is not None:
+                self._update(
+                    "casualty-counts",
+                    existing,
+                    {"count": data["count"]},
+                    plan.number,
+                    "casualty_count",
+                )
+                continue
+            self._create(
+                "casualty-counts",
+                {**data, "event_id": event_id, "source_id": self.source_id},
+                plan.number,
+                "casualty_count",
+            )
+
+
+# --- The source every imported record cites --------------------------------------------------
+
+
+def existing_source(session: Session, sha256: str) -> int | None:
+    """The live dataset source that holds this very file, if it was imported before."""
+    return session.scalar(
+        select(Source.id)
+        .join(SourceFile, SourceFile.source_id == Source.id)
+        .where(
+            SourceFile.sha256 == sha256,
+            SourceFile.deleted_at.is_(None),
+            Source.deleted_at.is_(None),
+            Source.kind == "dataset",
+        )
+        .order_by(Source.id)
+        .limit(1)
+    )
+
+
+def dataset_source(session, user, store, data: bytes, filename: str | None, max_bytes: int):
+    sha256 = hashlib.sha256(data).hexdigest()
+    found = existing_source(session, sha256)
+    if found is not None:
+        return found
+    title = filename or f"Imported dataset {sha256[:12]}"
+    source = records.create_record(
+        session, user, RESOURCES["sources"], {"kind": "dataset", "title": title[:500]}
+    )
+    sourcefiles.attach_file(
+        session, user, store, source.id, io.BytesIO(data), filename, None, max_bytes
+    )
+    return source.id
+
+
+WRITE_FAILURES = (ValidationError, Conflict, access.AccessDenied, records.NotFound, IntegrityError)
+
+
+def execute(
+    session: Session,
+    user,
+    store: provenance.FileStore,
+    data: bytes,
+    filename: str | None,
+    table: Table,
+    mapping: ImportMapping,
+    *,
+    dry_run: bool,
+    on_duplicate: str,
+    max_bytes: int,
+    progress: Progress | None = None,
+) -> Report:
+    sha256 = hashlib.sha256(data).hexdigest()
+    report = Report(
+        filename=filename,
+        sha256=sha256,
+        size=len(data),
+        table=table.describe(),
+        dataset=dataset_key(table.headers),
+        dry_run=dry_run,
+        on_duplicate=on_duplicate,
+    )
+    job = Job(session, user, table, mapping, report, progress)
+    job.detect_dates()
+    report.source_id = existing_source(session, sha256)
+    job.run(Writer(job, False, on_duplicate, report.source_id))
+    if report.errors or dry_run:
+        return report
+    checked = report.counts()
+    report.created, report.updated, report.skipped = _tally(), _tally(), _tally()
+    report.unchanged = _tally()
+    report.duplicates, notes = [], report.notes
+    report.notes = [note for note in notes if note.row is None]
+    report.source_id = dataset_source(session, user, store, data, filename, max_bytes)
+    writer = Writer(job, True, on_duplicate, report.source_id)
+    try:
+        job.run(writer)
+        writer.chain.close()
+    except WRITE_FAILURES as exc:
+        message = getattr(exc, "message", None) or _flat_message(exc)
+        report.errors.append(
+            Problem(job.current_row, None, f"Writing failed, nothing was kept: {message}")
+        )
+        return report
+    provenance.record(
+        session,
+        user,
+        "import",
+        "source",
+        report.source_id,
+        {
+            "file": {"name": filename, "sha256": sha256, "size": len(data)},
+            "mapping": mapping.document,
+            "on_duplicate": on_duplicate,
+            "counts": report.counts(),
+            "checked": checked,
+        },
+    )
+    report.written = True
+    return report
+
+
+def _flat_message(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        flat = _flat(exc.normalized_messages())
+        return "; ".join(f"{k}: {' '.join(v)}" for k, v in flat.items())
+    return str(exc).splitlines()[0]
