@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from .models import AuditEntry, AuditHead, User, utcnow
@@ -92,15 +92,21 @@ def record(
 
 class Appender:
     """Appends many entries in one transaction, reading the chain's end once instead of once
-    per entry (a bulk import writes thousands). Anything else that appends meanwhile (record())
-    must be followed by resync(); the head is written by close()."""
+    per entry (a bulk import writes thousands), and inserting them in batches: flush() writes
+    the entries appended since the last, resync() and close() flush first. Anything else that
+    appends meanwhile (record()) must come after a flush() and be followed by resync(); the
+    head is written by close()."""
+
+    BATCH = 5000
 
     def __init__(self, session: Session):
         self.session = session
+        self.pending: list[dict[str, Any]] = []
         _lock_chain(session)
         self.resync()
 
     def resync(self) -> None:
+        self.flush()
         # The query sends the entries still pending first (autoflush), so it sees them.
         last = last_link(self.session)
         self.seq, self.hash = (last.seq, last.hash) if last else (0, GENESIS)
@@ -113,6 +119,7 @@ class Appender:
         record_id: int | None = None,
         changes: dict[str, Any] | None = None,
     ) -> AuditEntry:
+        """The next entry, as record() would write it; inserted by the next flush()."""
         entry = AuditEntry(
             seq=self.seq + 1,
             at=utcnow(),
@@ -125,9 +132,16 @@ class Appender:
             prev_hash=self.hash,
         )
         entry.hash = entry_hash(entry)
-        self.session.add(entry)
+        self.pending.append({column: getattr(entry, column) for column in _ENTRY_COLUMNS})
         self.seq, self.hash = entry.seq, entry.hash
+        if len(self.pending) >= self.BATCH:
+            self.flush()
         return entry
+
+    def flush(self) -> None:
+        if self.pending:
+            self.session.execute(insert(AuditEntry.__table__), self.pending)
+            self.pending = []
 
     def close(self) -> None:
         """Point the head at the chain's last entry, as record() does after each append."""
@@ -138,6 +152,20 @@ class Appender:
         head.seq, head.hash = self.seq, self.hash
         self.session.add(head)
         self.session.flush()
+
+
+_ENTRY_COLUMNS = (
+    "seq",
+    "at",
+    "user_id",
+    "user_email",
+    "action",
+    "resource",
+    "record_id",
+    "changes",
+    "prev_hash",
+    "hash",
+)
 
 
 def last_link(session: Session):
