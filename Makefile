@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint format bench bench-api bench-indicators clean-venv translations
+.PHONY: run test lint format bench bench-api bench-indicators bench-imports clean-venv translations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,8 +54,8 @@ format: $(VENV)/.requirements-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Benchmarks (not part of `make test` or CI): `make bench` runs both; each prints its table.
-bench: bench-api bench-indicators
+# Benchmarks (not part of `make test` or CI): `make bench` runs them all; each prints its table.
+bench: bench-api bench-indicators bench-imports
 
 bench-api: $(VENV)/.requirements-dev
 	$(BIN)/python bench/api.py
@@ -63,6 +63,10 @@ bench-api: $(VENV)/.requirements-dev
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust); BENCH_ARGS="--scale 0.01" for a quick run.
 bench-indicators: $(VENV)/.requirements-dev
 	$(BIN)/python bench/indicators.py $(BENCH_ARGS)
+
+# Needs PostgreSQL too; BENCH_IMPORTS_ARGS="--rows 5000 --backend sqlite" for a quick run.
+bench-imports: $(VENV)/.requirements-dev
+	$(BIN)/python bench/imports.py $(BENCH_IMPORTS_ARGS)
 
 # After changing a page's or a message's text: extract, merge, fill English, compile.
 # The compiled catalogs (.mo) are committed, so running the archive needs no build step.

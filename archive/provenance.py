@@ -32,18 +32,26 @@ AUDIT_LOCK_KEY = 0x436F6E73
 
 
 def _canonical(entry: AuditEntry) -> bytes:
-    payload = {
-        "seq": entry.seq,
-        "at": entry.at.isoformat(),
-        "user_id": entry.user_id,
-        "user_email": entry.user_email,
-        "action": entry.action,
-        "resource": entry.resource,
-        "record_id": entry.record_id,
-        "changes": entry.changes,
-        "prev_hash": entry.prev_hash,
-    }
+    return _canonical_values({name: getattr(entry, name) for name in _HASHED})
+
+
+def _canonical_values(values: dict[str, Any]) -> bytes:
+    payload = {name: values[name] for name in _HASHED}
+    payload["at"] = payload["at"].isoformat()
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_HASHED = (
+    "seq",
+    "at",
+    "user_id",
+    "user_email",
+    "action",
+    "resource",
+    "record_id",
+    "changes",
+    "prev_hash",
+)
 
 
 def entry_hash(entry: AuditEntry) -> str:
@@ -118,22 +126,23 @@ class Appender:
         resource: str | None = None,
         record_id: int | None = None,
         changes: dict[str, Any] | None = None,
-    ) -> AuditEntry:
-        """The next entry, as record() would write it; inserted by the next flush()."""
-        entry = AuditEntry(
-            seq=self.seq + 1,
-            at=utcnow(),
-            user_id=user.id if user else None,
-            user_email=user.email if user else None,
-            action=action,
-            resource=resource,
-            record_id=record_id,
-            changes=json.loads(json.dumps(changes or {}, default=str)),
-            prev_hash=self.hash,
-        )
-        entry.hash = entry_hash(entry)
-        self.pending.append({column: getattr(entry, column) for column in _ENTRY_COLUMNS})
-        self.seq, self.hash = entry.seq, entry.hash
+    ) -> dict[str, Any]:
+        """The next entry (its columns), as record() would write it; inserted by the next
+        flush()."""
+        entry = {
+            "seq": self.seq + 1,
+            "at": utcnow(),
+            "user_id": user.id if user else None,
+            "user_email": user.email if user else None,
+            "action": action,
+            "resource": resource,
+            "record_id": record_id,
+            "changes": json.loads(json.dumps(changes or {}, default=str)),
+            "prev_hash": self.hash,
+        }
+        entry["hash"] = hashlib.sha256(_canonical_values(entry)).hexdigest()
+        self.pending.append(entry)
+        self.seq, self.hash = entry["seq"], entry["hash"]
         if len(self.pending) >= self.BATCH:
             self.flush()
         return entry
@@ -152,20 +161,6 @@ class Appender:
         head.seq, head.hash = self.seq, self.hash
         self.session.add(head)
         self.session.flush()
-
-
-_ENTRY_COLUMNS = (
-    "seq",
-    "at",
-    "user_id",
-    "user_email",
-    "action",
-    "resource",
-    "record_id",
-    "changes",
-    "prev_hash",
-    "hash",
-)
 
 
 def last_link(session: Session):

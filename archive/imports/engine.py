@@ -50,6 +50,7 @@ from .reading import Table, is_blank
 
 ON_DUPLICATE = ("skip", "update")
 CHUNK_ROWS = 500  # rows whose records the live pass inserts together
+LOAD_CACHE = 4096  # loaded places and figures remembered
 RECORDS = ("events", "victims", "casualty_counts", "places", "operations", "citations")
 SIMILAR = 0.85  # how alike two folded titles or names must be to count as the same
 MAX_EXTERNAL_ID = 200
@@ -210,6 +211,7 @@ class Job:
         self.current_row: int | None = None
         self.event_schema = EventSchema()
         self.place_schema = PlaceSchema()
+        self._loads: dict[tuple, dict[str, Any]] = {}
         self.operation_schema = OperationSchema()
         self.victim_schema = VictimSchema(partial=("event_id",))
         self.count_schema = CasualtyCountSchema(partial=("event_id", "source_id"))
@@ -426,7 +428,7 @@ class Job:
         """The record's fields through the API's schema; a field whose cell could not be read
         is reported once, for the cell, not again as missing."""
         try:
-            return schema.load(data)
+            return self._cached_load(schema, data)
         except ValidationError as exc:
             for name, messages in _flat(exc.normalized_messages()).items():
                 if f"{record}.{name}" in unread:
@@ -434,6 +436,22 @@ class Job:
                 column = self.sources.get(f"{record}.{name}", f"{record}.{name}")
                 problems.append(Problem(number, column, " ".join(messages)))
             return {}
+
+    def _cached_load(self, schema, data: dict[str, Any]) -> dict[str, Any]:
+        """schema.load(data), remembered for data seen before: a file names the same places
+        and the same figures over and over. The memory is bounded; a load that fails is not
+        remembered (it raises again, for the report of each row)."""
+        try:
+            key = (id(schema), *sorted(data.items()))
+            hash(key)
+        except TypeError:  # a list value (aliases): not remembered
+            return schema.load(data)
+        loaded = self._loads.get(key)
+        if loaded is None:
+            if len(self._loads) >= LOAD_CACHE:
+                self._loads.clear()
+            loaded = self._loads[key] = schema.load(data)
+        return dict(loaded)
 
     def _counts(self, row: dict[str, Any], number: int, problems: list[Problem]) -> list:
         counts = []
@@ -464,7 +482,7 @@ class Job:
                 "count": total,
             }
             try:
-                counts.append((spec, self.count_schema.load(data)))
+                counts.append((spec, self._cached_load(self.count_schema, data)))
             except ValidationError as exc:
                 for messages in _flat(exc.normalized_messages()).values():
                     problems.append(Problem(number, ", ".join(spec.columns), " ".join(messages)))
@@ -569,7 +587,17 @@ def _is_new(record_id) -> bool:
     return isinstance(record_id, New) or (isinstance(record_id, int) and record_id < 0)
 
 
-def _insert_columns(model) -> list[tuple[str, str, Callable | None]]:
+@functools.cache
+def _scalar_defaults(model) -> tuple[tuple[str, Any], ...]:
+    return tuple(
+        (column.key, column.default.arg)
+        for column in model.__table__.columns
+        if column.default is not None and column.default.is_scalar
+    )
+
+
+@functools.cache
+def _insert_columns(model) -> tuple[tuple[str, str, Callable | None], ...]:
     """(attribute, column, default) for the columns an insert of `model` sets: every column
     but the id; `default` fills one left empty, as the session would (created_at...)."""
     columns = []
@@ -584,7 +612,7 @@ def _insert_columns(model) -> list[tuple[str, str, Callable | None]]:
         elif default is not None and default.is_scalar:
             fill = functools.partial(lambda v: v, default.arg)
         columns.append((attr.key, column.key, fill))
-    return columns
+    return tuple(columns)
 
 
 class IdRanges:
@@ -695,7 +723,9 @@ class Writer:
         if resource_name in self.CHECKED_REFERENCES:
             self._check_references(resource, data)
         record = resource.model()
-        records._fill_defaults(record)
+        for name, value in _scalar_defaults(resource.model):  # records._fill_defaults
+            if getattr(record, name) is None:
+                setattr(record, name, value)
         resource.apply(record, data)
         if not (resource_name == "citations" and isinstance(data["target_id"], New)):
             # check_citation looks its target up; a record this import makes exists.
