@@ -78,7 +78,7 @@ def test_the_benchmark_runs_and_prints_its_table(capsys):
     results = bench.main(["--rows", "30", "--backend", "sqlite"])
     out = capsys.readouterr().out
     assert "sqlite: imported 30 rows (30 events," in out
-    header, row = out.split("beside a bare bulk insert of the same rows")[1].splitlines()[1:3]
+    header, row = out.split("the database server's not counted)")[1].splitlines()[1:3]
     assert header.split()[:4] == ["backend", "rows", "app", "s"]
     assert row.split()[:2] == ["sqlite", "30"]
     assert results[0]["app"]["peak_mb"] >= results[0]["app"]["baseline_mb"] > 0
