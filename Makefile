@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint format bench bench-api bench-indicators bench-search clean-venv translations
+.PHONY: run test lint format bench bench-api bench-indicators bench-search bench-imports clean-venv translations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,7 @@ format: $(VENV)/.requirements-dev
 	$(BIN)/ruff check --fix .
 
 # Benchmarks (not part of `make test` or CI): `make bench` runs them all; each prints its table.
-bench: bench-api bench-indicators bench-search
+bench: bench-api bench-indicators bench-search bench-imports
 
 bench-api: $(VENV)/.requirements-dev
 	$(BIN)/python bench/api.py
@@ -69,6 +69,10 @@ bench-indicators: $(VENV)/.requirements-dev
 # for a quick run.
 bench-search: $(VENV)/.requirements-dev
 	$(BIN)/python bench/search.py $(BENCH_SEARCH_ARGS)
+
+# Needs PostgreSQL too; BENCH_IMPORTS_ARGS="--rows 5000 --backend sqlite" for a quick run.
+bench-imports: $(VENV)/.requirements-dev
+	$(BIN)/python bench/imports.py $(BENCH_IMPORTS_ARGS)
 
 # After changing a page's or a message's text: extract, merge, fill English, compile.
 # The compiled catalogs (.mo) are committed, so running the archive needs no build step.

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from .models import AuditEntry, AuditHead, User, utcnow
@@ -32,18 +32,26 @@ AUDIT_LOCK_KEY = 0x436F6E73
 
 
 def _canonical(entry: AuditEntry) -> bytes:
-    payload = {
-        "seq": entry.seq,
-        "at": entry.at.isoformat(),
-        "user_id": entry.user_id,
-        "user_email": entry.user_email,
-        "action": entry.action,
-        "resource": entry.resource,
-        "record_id": entry.record_id,
-        "changes": entry.changes,
-        "prev_hash": entry.prev_hash,
-    }
+    return _canonical_values({name: getattr(entry, name) for name in _HASHED})
+
+
+def _canonical_values(values: dict[str, Any]) -> bytes:
+    payload = {name: values[name] for name in _HASHED}
+    payload["at"] = payload["at"].isoformat()
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_HASHED = (
+    "seq",
+    "at",
+    "user_id",
+    "user_email",
+    "action",
+    "resource",
+    "record_id",
+    "changes",
+    "prev_hash",
+)
 
 
 def entry_hash(entry: AuditEntry) -> str:
@@ -92,15 +100,21 @@ def record(
 
 class Appender:
     """Appends many entries in one transaction, reading the chain's end once instead of once
-    per entry (a bulk import writes thousands). Anything else that appends meanwhile (record())
-    must be followed by resync(); the head is written by close()."""
+    per entry (a bulk import writes thousands), and inserting them in batches: flush() writes
+    the entries appended since the last, resync() and close() flush first. Anything else that
+    appends meanwhile (record()) must come after a flush() and be followed by resync(); the
+    head is written by close()."""
+
+    BATCH = 5000
 
     def __init__(self, session: Session):
         self.session = session
+        self.pending: list[dict[str, Any]] = []
         _lock_chain(session)
         self.resync()
 
     def resync(self) -> None:
+        self.flush()
         # The query sends the entries still pending first (autoflush), so it sees them.
         last = last_link(self.session)
         self.seq, self.hash = (last.seq, last.hash) if last else (0, GENESIS)
@@ -112,22 +126,31 @@ class Appender:
         resource: str | None = None,
         record_id: int | None = None,
         changes: dict[str, Any] | None = None,
-    ) -> AuditEntry:
-        entry = AuditEntry(
-            seq=self.seq + 1,
-            at=utcnow(),
-            user_id=user.id if user else None,
-            user_email=user.email if user else None,
-            action=action,
-            resource=resource,
-            record_id=record_id,
-            changes=json.loads(json.dumps(changes or {}, default=str)),
-            prev_hash=self.hash,
-        )
-        entry.hash = entry_hash(entry)
-        self.session.add(entry)
-        self.seq, self.hash = entry.seq, entry.hash
+    ) -> dict[str, Any]:
+        """The next entry (its columns), as record() would write it; inserted by the next
+        flush()."""
+        entry = {
+            "seq": self.seq + 1,
+            "at": utcnow(),
+            "user_id": user.id if user else None,
+            "user_email": user.email if user else None,
+            "action": action,
+            "resource": resource,
+            "record_id": record_id,
+            "changes": json.loads(json.dumps(changes or {}, default=str)),
+            "prev_hash": self.hash,
+        }
+        entry["hash"] = hashlib.sha256(_canonical_values(entry)).hexdigest()
+        self.pending.append(entry)
+        self.seq, self.hash = entry["seq"], entry["hash"]
+        if len(self.pending) >= self.BATCH:
+            self.flush()
         return entry
+
+    def flush(self) -> None:
+        if self.pending:
+            self.session.execute(insert(AuditEntry.__table__), self.pending)
+            self.pending = []
 
     def close(self) -> None:
         """Point the head at the chain's last entry, as record() does after each append."""

@@ -8,7 +8,9 @@ records services (so every record gets the API's checks and its own audit entry)
 
 from __future__ import annotations
 
+import bisect
 import difflib
+import functools
 import hashlib
 import io
 import re
@@ -17,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marshmallow import ValidationError
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -46,6 +49,8 @@ from .mapping import BRACES, TARGETS, CountSpec, ImportMapping, Target
 from .reading import Table, is_blank
 
 ON_DUPLICATE = ("skip", "update")
+CHUNK_ROWS = 500  # rows whose records the live pass inserts together
+LOAD_CACHE = 4096  # loaded places and figures remembered
 RECORDS = ("events", "victims", "casualty_counts", "places", "operations", "citations")
 SIMILAR = 0.85  # how alike two folded titles or names must be to count as the same
 MAX_EXTERNAL_ID = 200
@@ -206,6 +211,7 @@ class Job:
         self.current_row: int | None = None
         self.event_schema = EventSchema()
         self.place_schema = PlaceSchema()
+        self._loads: dict[tuple, dict[str, Any]] = {}
         self.operation_schema = OperationSchema()
         self.victim_schema = VictimSchema(partial=("event_id",))
         self.count_schema = CasualtyCountSchema(partial=("event_id", "source_id"))
@@ -422,7 +428,7 @@ class Job:
         """The record's fields through the API's schema; a field whose cell could not be read
         is reported once, for the cell, not again as missing."""
         try:
-            return schema.load(data)
+            return self._cached_load(schema, data)
         except ValidationError as exc:
             for name, messages in _flat(exc.normalized_messages()).items():
                 if f"{record}.{name}" in unread:
@@ -430,6 +436,22 @@ class Job:
                 column = self.sources.get(f"{record}.{name}", f"{record}.{name}")
                 problems.append(Problem(number, column, " ".join(messages)))
             return {}
+
+    def _cached_load(self, schema, data: dict[str, Any]) -> dict[str, Any]:
+        """schema.load(data), remembered for data seen before: a file names the same places
+        and the same figures over and over. The memory is bounded; a load that fails is not
+        remembered (it raises again, for the report of each row)."""
+        try:
+            key = (id(schema), *sorted(data.items()))
+            hash(key)
+        except TypeError:  # a list value (aliases): not remembered
+            return schema.load(data)
+        loaded = self._loads.get(key)
+        if loaded is None:
+            if len(self._loads) >= LOAD_CACHE:
+                self._loads.clear()
+            loaded = self._loads[key] = schema.load(data)
+        return dict(loaded)
 
     def _counts(self, row: dict[str, Any], number: int, problems: list[Problem]) -> list:
         counts = []
@@ -460,7 +482,7 @@ class Job:
                 "count": total,
             }
             try:
-                counts.append((spec, self.count_schema.load(data)))
+                counts.append((spec, self._cached_load(self.count_schema, data)))
             except ValidationError as exc:
                 for messages in _flat(exc.normalized_messages()).values():
                     problems.append(Problem(number, ", ".join(spec.columns), " ".join(messages)))
@@ -488,6 +510,7 @@ class Job:
             plan = self.plan(number, cells) if not writer.live else self._replan(number, cells)
             if plan is not None:
                 writer.apply(plan)
+                writer.row_done(number)
             if self.progress:
                 self.progress(stage, done, self.total_rows)
 
@@ -537,6 +560,82 @@ def _flat(messages: Any, prefix: str = "") -> dict[str, list[str]]:
 # --- What the passes do with each row --------------------------------------------------------
 
 
+class New:
+    """A record the live pass has made but not inserted yet: its id, once flush() knows it."""
+
+    __slots__ = ("id",)
+
+    def __init__(self):
+        self.id: int | None = None
+
+
+@dataclass
+class _Pending:
+    resource: Any
+    record: Any
+    ref: New
+
+
+# The order a chunk's records are inserted in: each table after those it refers to.
+INSERT_ORDER = ("places", "operations", "events", "victims", "casualty-counts", "citations")
+# Fields that are rows of other tables: a record given them is written through the session.
+ORM_ONLY = ("actors",)
+
+
+def _is_new(record_id) -> bool:
+    """Made by this import: a stand-in id of the dry pass, or a New of the live pass."""
+    return isinstance(record_id, New) or (isinstance(record_id, int) and record_id < 0)
+
+
+@functools.cache
+def _scalar_defaults(model) -> tuple[tuple[str, Any], ...]:
+    return tuple(
+        (column.key, column.default.arg)
+        for column in model.__table__.columns
+        if column.default is not None and column.default.is_scalar
+    )
+
+
+@functools.cache
+def _insert_columns(model) -> tuple[tuple[str, str, Callable | None], ...]:
+    """(attribute, column, default) for the columns an insert of `model` sets: every column
+    but the id; `default` fills one left empty, as the session would (created_at...)."""
+    columns = []
+    for attr in sa_inspect(model).column_attrs:
+        column = attr.columns[0]
+        if column.primary_key:
+            continue
+        default = column.default
+        fill = None
+        if default is not None and default.is_callable:
+            fill = functools.partial(default.arg, None)
+        elif default is not None and default.is_scalar:
+            fill = functools.partial(lambda v: v, default.arg)
+        columns.append((attr.key, column.key, fill))
+    return tuple(columns)
+
+
+class IdRanges:
+    """A set of ids kept as sorted ranges: the ids an import makes come in runs, so the set
+    of records it made stays small however many they are."""
+
+    def __init__(self):
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def add(self, record_id: int) -> None:
+        if self.ends and record_id == self.ends[-1] + 1:
+            self.ends[-1] = record_id
+        elif record_id not in self:
+            at = bisect.bisect(self.starts, record_id)
+            self.starts.insert(at, record_id)
+            self.ends.insert(at, record_id)
+
+    def __contains__(self, record_id: int) -> bool:
+        at = bisect.bisect(self.starts, record_id) - 1
+        return at >= 0 and self.starts[at] <= record_id <= self.ends[at]
+
+
 class Writer:
     """Resolves each row against the archive (places, duplicates) and records what happens.
 
@@ -554,9 +653,26 @@ class Writer:
         self.operations = self._index_operations()
         self.groups: dict[tuple, tuple[int, str]] = {}  # event key -> (event id, fate)
         self.claimed: set[tuple[str, int]] = set()
-        self.created: set[tuple[str, int]] = set()
+        self.created: dict[str, IdRanges] = {key: IdRanges() for key in RECORDS}
         self.noted_places: set[tuple] = set()
+        self.checked: set[tuple[str, int]] = set()  # references found live in the archive
+        self.pending: list[_Pending] = []  # records made, to be inserted by flush()
+        self.rows_pending = 0
+        self.first_pending_row: int | None = None
+        self.failed_rows: tuple[int | None, int | None] | None = None
         self.chain: provenance.Appender | None = None
+        # Whether the archive holds records of this dataset at all: when not, no row of the
+        # file can match one by its external id, and the look-up per row is skipped.
+        self.dataset_known = {
+            key: self.session is not None
+            and self.session.scalar(
+                select(model.id)
+                .where(model.external_dataset == self.dataset, model.deleted_at.is_(None))
+                .limit(1)
+            )
+            is not None
+            for key, model in (("events", Event), ("victims", Victim))
+        }
         if live:
             access.require(self.user, "create", "records")
             self.chain = provenance.Appender(self.session)
@@ -582,41 +698,135 @@ class Writer:
         self._stand_in -= 1
         return self._stand_in
 
-    def _create(self, resource: str, data: dict[str, Any], row: int, cite: str | None) -> int:
+    def _create(self, resource: str, data: dict[str, Any], row: int, cite: str | None):
+        """A new record: a stand-in id in the dry pass; in the live pass a New reference, whose
+        id is known once flush() has inserted it."""
         key = resource.replace("-", "_")
         self.report.created[key] += 1
         if not self.live:
             return self._new_id()
-        record = self._insert(resource, data)
-        self.created.add((key, record.id))
+        ref = self._insert(resource, data)
         if cite:
-            self._cite(cite, record.id, row, new=True)
-        return record.id
+            self._cite(cite, ref, row, new=True)
+        return ref
 
     # References this writer resolved itself (the dataset source, an event just created or
-    # found) need no check; those a mapping may give directly do.
+    # found) need no check; those a mapping may give directly do, once per record named.
     CHECKED_REFERENCES = {"events", "victims", "places", "operations"}
 
-    def _insert(self, resource_name: str, data: dict[str, Any]):
-        """What records.create_record does (the same checks, one audited "create" entry),
-        with the entry appended through the import's chain appender, which does not read the
-        chain back for every record."""
+    def _insert(self, resource_name: str, data: dict[str, Any]) -> New:
+        """What records.create_record does (the same checks, the same audited "create" entry),
+        batched: the record is made and checked now, and inserted with the others of its
+        chunk by flush(), which then appends their entries to the chain in the order they
+        were made."""
         resource = RESOURCES[resource_name]
         if resource_name in self.CHECKED_REFERENCES:
-            records._check_references(self.session, resource, data)
+            self._check_references(resource, data)
         record = resource.model()
-        records._fill_defaults(record)
+        for name, value in _scalar_defaults(resource.model):  # records._fill_defaults
+            if getattr(record, name) is None:
+                setattr(record, name, value)
         resource.apply(record, data)
-        resource.check(self.session, self.user, record, data, None)
-        self.session.add(record)
-        self.session.flush()
-        after = records.snapshot(resource, record)
-        self.chain.record(self.user, "create", resource.key, record.id, records.diff({}, after))
-        return record
+        if not (resource_name == "citations" and isinstance(data["target_id"], New)):
+            # check_citation looks its target up; a record this import makes exists.
+            resource.check(self.session, self.user, record, data, None)
+        ref = New()
+        if any(key in data for key in ORM_ONLY):
+            # Links to actors are rows of their own: this record goes through the session.
+            self.flush()
+            self.session.add(record)
+            self.session.flush()
+            ref.id = record.id
+            self.created[resource.key.replace("-", "_") + "s"].add(record.id)
+            after = records.snapshot(resource, record)
+            self.chain.record(self.user, "create", resource.key, record.id, records.diff({}, after))
+            return ref
+        self.pending.append(_Pending(resource, record, ref))
+        return ref
 
-    def _cite(self, target_type: str, target_id: int, row: int, new: bool = False) -> None:
+    def _check_references(self, resource, data: dict[str, Any]) -> None:
+        """records._check_references, for the references not made by this import and not
+        checked before in it."""
+        unchecked = {}
+        for name, value in data.items():
+            if name not in resource.references or value is None or isinstance(value, New):
+                continue
+            if name == "actors" or (name, value) not in self.checked:
+                unchecked[name] = value
+        if unchecked:
+            records._check_references(self.session, resource, unchecked)
+            self.checked.update((n, v) for n, v in unchecked.items() if n != "actors")
+
+    def row_done(self, number: int) -> None:
+        """Called after each row: the live writer inserts its records a chunk at a time."""
+        if not self.live:
+            return
+        if self.first_pending_row is None:
+            self.first_pending_row = number
+        self.rows_pending += 1
+        if self.rows_pending >= CHUNK_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Insert the records made since the last flush, table by table (a reference to a
+        record made in the same chunk is resolved once its table is written), then append
+        their "create" entries to the audit chain in the order the records were made."""
+        first, self.rows_pending, self.first_pending_row = self.first_pending_row, 0, None
+        if not self.pending:
+            return
+        by_table: dict[str, list[_Pending]] = {}
+        for item in self.pending:
+            by_table.setdefault(item.resource.name, []).append(item)
+        try:
+            for name in INSERT_ORDER:
+                items = by_table.pop(name, None)
+                if items:
+                    self._insert_rows(items)
+        except IntegrityError:
+            # The rows of the chunk went in together: say which rows they were.
+            self.failed_rows = (first, self.job.current_row)
+            raise
+        assert not by_table, f"no insert order for {sorted(by_table)}"
+        for item in self.pending:
+            resource, record = item.resource, item.record
+            after = records.snapshot(resource, record)
+            self.chain.record(self.user, "create", resource.key, record.id, records.diff({}, after))
+        self.chain.flush()
+        self.pending = []
+
+    def _insert_rows(self, items: list[_Pending]) -> None:
+        model = items[0].resource.model
+        columns = _insert_columns(model)
+        rows = []
+        for item in items:
+            record = item.record
+            row = {}
+            for attr, column, fill in columns:
+                value = getattr(record, attr)
+                if isinstance(value, New):
+                    value = value.id
+                    setattr(record, attr, value)
+                elif value is None and fill is not None:
+                    value = fill()
+                    setattr(record, attr, value)
+                row[column] = value
+            rows.append(row)
+        # Core's insert of the table (the ORM's bulk insert joins the batches' results
+        # quadratically): one executemany, the ids in the order of the rows.
+        table = model.__table__
+        ids = self.session.scalars(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+        ).all()
+        created = self.created[items[0].resource.key + "s"]
+        for item, record_id in zip(items, ids, strict=True):
+            item.record.id = item.ref.id = record_id
+            created.add(record_id)
+
+    def _cite(self, target_type: str, target_id, row: int, new: bool = False) -> None:
         """Cite the dataset at the row, unless the record (found, not `new`) already does."""
         locator = f"row {row}"
+        if not new:
+            self.flush()
         column = getattr(Citation, Citation.TARGET_COLUMNS[target_type])
         exists = (
             None
@@ -654,6 +864,7 @@ class Writer:
             return
         self.report.updated[key] += 1
         if self.live:
+            self.flush()
             records.update_record(self.session, self.user, RESOURCES[resource], record_id, data)
             self.chain.resync()  # update_record appended to the chain itself
             self._cite(cite, record_id, row)
@@ -667,7 +878,7 @@ class Writer:
         found = self.places.get(key)
         if found is not None:
             place_id, text = found
-            if text != plan.place_text and key not in self.noted_places and place_id > 0:
+            if text != plan.place_text and key not in self.noted_places and not _is_new(place_id):
                 self.noted_places.add(key)
                 self.report.notes.append(
                     Problem(
@@ -720,7 +931,7 @@ class Writer:
     # --- Duplicates ---------------------------------------------------------------------------
 
     def _free(self, kind: str, record_id: int) -> bool:
-        return (kind, record_id) not in self.claimed and (kind, record_id) not in self.created
+        return (kind, record_id) not in self.claimed and record_id not in self.created[kind]
 
     def _duplicate(self, plan: RowPlan, kind: str, record_id: int, reason: str) -> None:
         self.claimed.add((kind, record_id))
@@ -729,8 +940,8 @@ class Writer:
             {"row": plan.number, "record": label, "id": record_id, "reason": reason}
         )
 
-    def find_event(self, plan: RowPlan, place_id: int | None) -> int | None:
-        if plan.event_external_id:
+    def find_event(self, plan: RowPlan, place_id) -> int | None:
+        if plan.event_external_id and self.dataset_known["events"]:
             stmt = select(Event.id).where(
                 Event.external_dataset == self.dataset,
                 Event.external_id == plan.event_external_id,
@@ -746,7 +957,7 @@ class Writer:
                     )
                     return event_id
         start = plan.event.get("start_date")
-        if start is None or place_id is None or place_id < 0:
+        if start is None or place_id is None or _is_new(place_id):
             return None
         stmt = select(Event.id, Event.title).where(
             Event.start_date == start, Event.place_id == place_id, Event.deleted_at.is_(None)
@@ -762,8 +973,8 @@ class Writer:
                 return event_id
         return None
 
-    def find_victim(self, plan: RowPlan, place_id: int | None) -> int | None:
-        if plan.external_id:
+    def find_victim(self, plan: RowPlan, place_id) -> int | None:
+        if plan.external_id and self.dataset_known["victims"]:
             stmt = select(Victim.id).where(
                 Victim.external_dataset == self.dataset,
                 Victim.external_id == plan.external_id,
@@ -777,7 +988,7 @@ class Writer:
                     return victim_id
         name = plan.victim.get("name")
         start = plan.event.get("start_date")
-        if not name or start is None or place_id is None or place_id < 0:
+        if not name or start is None or place_id is None or _is_new(place_id):
             return None
         stmt = (
             select(Victim.id, Victim.name)
@@ -964,12 +1175,17 @@ def execute(
     writer = Writer(job, True, on_duplicate, report.source_id)
     try:
         job.run(writer)
+        writer.flush()
         writer.chain.close()
     except WRITE_FAILURES as exc:
         message = getattr(exc, "message", None) or _flat_message(exc)
-        report.errors.append(
-            Problem(job.current_row, None, f"Writing failed, nothing was kept: {message}")
-        )
+        row = job.current_row
+        if writer.failed_rows is not None:
+            first, last = writer.failed_rows
+            row = first if first == last else None
+            if first != last:
+                message = f"rows {first} to {last}: {message}"
+        report.errors.append(Problem(row, None, f"Writing failed, nothing was kept: {message}"))
         return report
     provenance.record(
         session,
