@@ -8,7 +8,7 @@ from archive.config import Defaults
 from archive.resources import RESOURCES
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-OWN_GROUPS = ("users", "audit", "demo", "files")
+OWN_GROUPS = ("users", "audit", "demo", "files", "context", "search", "import")
 
 
 def test_every_command_is_in_the_readme(app):
