@@ -472,7 +472,8 @@ def test_the_first_tab_reaches_a_visible_skip_link(factory, browsing, path):
     assert focused["top"] >= 0 and focused["left"] >= 0, focused
     assert focused["clip"] in ("auto", "") and focused["clipPath"] in ("none", ""), focused
     page.keyboard.press("Enter")
-    assert page.url.endswith("#main")
+    # Following the link is not synchronous with the key press: wait for it, within a timeout.
+    page.wait_for_url(lambda url: url.endswith("#main"), timeout=10_000)
 
 
 # --- 6. Nothing leaves the machine ------------------------------------------------------------
