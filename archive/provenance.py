@@ -126,9 +126,15 @@ class Appender:
         resource: str | None = None,
         record_id: int | None = None,
         changes: dict[str, Any] | None = None,
+        *,
+        plain: bool = False,
     ) -> dict[str, Any]:
         """The next entry (its columns), as record() would write it; inserted by the next
-        flush()."""
+        flush(). `plain` says `changes` holds only what JSON holds (str, int, float, bool,
+        None, lists and dicts of them, as a schema dumps a record), so it need not pass
+        through JSON to become what the log reads back."""
+        if not plain:
+            changes = json.loads(json.dumps(changes or {}, default=str))
         entry = {
             "seq": self.seq + 1,
             "at": utcnow(),
@@ -137,7 +143,7 @@ class Appender:
             "action": action,
             "resource": resource,
             "record_id": record_id,
-            "changes": json.loads(json.dumps(changes or {}, default=str)),
+            "changes": changes or {},
             "prev_hash": self.hash,
         }
         entry["hash"] = hashlib.sha256(_canonical_values(entry)).hexdigest()

@@ -6,13 +6,16 @@ so the caller decides the transaction and a failure leaves the database as it wa
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from marshmallow import ValidationError
+from marshmallow import ValidationError, fields
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+
+from schemas.common import OnDuty
 
 from . import access, provenance
 from .models import Actor, AuditEntry, User, utcnow
@@ -71,6 +74,59 @@ def snapshot(resource: Resource, record: Any) -> dict[str, Any]:
     """The record as the full schema dumps it: what the audit log keeps before and after."""
     data = resource.full_schema().dump(record)
     return {k: v for k, v in data.items() if k not in SNAPSHOT_SKIP}
+
+
+# Fields whose dump of None is None and that read nothing but their own attribute: for them
+# created_changes() can leave out every empty attribute without asking the field.
+_PLAIN_FIELDS = (
+    fields.String,
+    fields.Number,
+    fields.Boolean,
+    fields.DateTime,
+    fields.Date,
+    fields.Time,
+    fields.List,
+    OnDuty,
+)
+
+
+def _created_fields(resource: Resource) -> tuple[tuple[str, str, fields.Field], ...] | None:
+    return _fields_of(resource.full_schema())
+
+
+@functools.cache
+def _fields_of(schema) -> tuple[tuple[str, str, fields.Field], ...] | None:
+    """(key, attribute, field) of what snapshot() keeps, when the schema dumps each field on
+    its own (no dump hooks, plain fields); None when only the schema's dump will do."""
+    if any(schema._hooks.get(hook) for hook in ("pre_dump", "post_dump")):
+        return None
+    found = []
+    for name, field in schema.dump_fields.items():
+        key = field.data_key or name
+        if key in SNAPSHOT_SKIP:
+            continue
+        attribute = field.attribute or name
+        if not isinstance(field, _PLAIN_FIELDS) or "." in attribute:
+            return None
+        found.append((key, attribute, field))
+    return tuple(found)
+
+
+def created_changes(resource: Resource, record: Any) -> dict[str, dict[str, Any]]:
+    """diff({}, snapshot(resource, record)): the changes a "create" entry keeps, computed
+    field by field (a bulk import makes thousands; the schema's whole dump costs more than
+    the rest of the record's writing)."""
+    plan = _created_fields(resource)
+    if plan is None:
+        return diff({}, snapshot(resource, record))
+    after = {}
+    for key, attribute, field in plan:
+        value = getattr(record, attribute, None)
+        if value is not None:
+            value = field._serialize(value, attribute, record)
+            if value is not None:
+                after[key] = value
+    return {key: {"before": None, "after": after[key]} for key in sorted(after)}
 
 
 def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

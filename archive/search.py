@@ -586,6 +586,11 @@ def _note_changes(session: Session, flush_context) -> None:
         if getattr(obj, "id", 0) is None:
             continue
         entries |= _outbox_entries(obj)
+    queue(session, entries)
+
+
+def queue(session: Session, entries: set[tuple[str, int]]) -> None:
+    """Write outbox rows for (kind, id) entries, applied to the index after commit."""
     if not entries:
         return
     now = dt.datetime.now(dt.UTC)
@@ -594,6 +599,32 @@ def _note_changes(session: Session, flush_context) -> None:
         [{"kind": k, "record_id": i, "created_at": now} for k, i in sorted(entries)],
     )
     session.info["search_outbox"] = True
+
+
+def inserted_entries(model: type, row: dict[str, Any]) -> set[tuple[str, int]]:
+    """What _outbox_entries notes for a record inserted with these column values, for
+    inserts that go past the session (a bulk import's executemany) and so past its flush."""
+    if model is Event:
+        entries = {("event", row["id"])}
+        if row.get("operation_id") is not None:
+            entries.add(("operation", row["operation_id"]))
+        return entries
+    if model is Victim:
+        return {("event", row["event_id"])}
+    if model is CasualtyCount:
+        return {("event", row["event_id"]), ("source", row["source_id"])}
+    if model is Citation:
+        entries = {("source", row["source_id"])}
+        for kind in ("event", "operation"):
+            if row.get(f"{kind}_id") is not None:
+                entries.add((kind, row[f"{kind}_id"]))
+        return entries
+    if model is Operation:
+        return {("operation", row["id"]), ("operation_events", row["id"])}
+    if model is Place:
+        levels = ("locality", "admin3", "admin2", "admin1")
+        return {("place_events", row["id"])} if any(row.get(n) for n in levels) else set()
+    raise ValueError(f"no search entries known for inserted {model.__name__} rows")
 
 
 _applying: ContextVar[bool] = ContextVar("constancia_search_applying", default=False)

@@ -18,7 +18,7 @@ import openpyxl
 import pytest
 from sqlalchemy import func, select
 
-from archive import access, imports, provenance
+from archive import access, imports, provenance, records
 from archive.extensions import db
 from archive.models import (
     AuditEntry,
@@ -30,6 +30,7 @@ from archive.models import (
     SourceFile,
     Victim,
 )
+from archive.resources import RESOURCES
 
 DATA = pathlib.Path(__file__).parent / "data" / "imports"
 RESEARCHER = access.SystemActor("tests", role="researcher")
@@ -928,3 +929,58 @@ def test_importing_rows_per_person_twice_creates_nothing_the_second_time(app, ru
     assert (count(app, Event), count(app, Victim)) == (2, 3)
     with app.app_context():
         assert provenance.verify_chain(db.session).ok
+
+
+# --- History and search of what an import makes -----------------------------------------------
+
+
+def test_each_record_an_import_makes_keeps_its_whole_first_version_in_its_history(app, run):
+    """The "create" entry of every imported record (events, places, operations, people,
+    figures and citations) holds the record as the API's schema shows it once stored."""
+    people = [PEOPLE[0] + ["Operación"]] + [row + ["Relámpago"] for row in PEOPLE[1:]]
+    mapping = {
+        **PEOPLE_MAPPING,
+        "columns": {**PEOPLE_MAPPING["columns"], "Operación": "operation.name"},
+    }
+    assert run(csv_bytes(CLASHES), CLASH_MAPPING).exit_code == 0
+    result = run(csv_bytes(people), mapping, name="personas.csv")
+    assert result.exit_code == 0, result.output
+
+    with app.app_context():
+        entries = db.session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "create").order_by(AuditEntry.seq)
+        ).all()
+        kept = {(e.resource, e.record_id): e.changes for e in entries}
+        made = {}
+        for resource in RESOURCES.values():
+            for record in db.session.scalars(select(resource.model)):
+                made[(resource.key, record.id)] = records.diff(
+                    {}, records.snapshot(resource, record)
+                )
+        assert provenance.verify_chain(db.session).ok
+    assert {key for key, _ in made} >= {
+        "event",
+        "place",
+        "operation",
+        "victim",
+        "casualty_count",
+        "citation",
+    }
+    assert kept == made
+
+
+def test_the_search_index_follows_an_import(app, run, client, auth, factory):
+    factory.operation(name="Operación Previa")  # the index exists before the import
+    assert client.get("/api/v1/search", query_string={"q": "previa"}).status_code == 200
+
+    assert run(csv_bytes(CLASHES), CLASH_MAPPING).exit_code == 0
+
+    response = client.get(
+        "/api/v1/search",
+        query_string={"q": "Reynosa", "type": "event"},
+        headers=auth("editor"),
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    with app.app_context():
+        [reynosa] = db.session.scalars(select(Event.id).where(Event.title.contains("Reynosa")))
+    assert [(i["type"], i["id"]) for i in response.json["items"]] == [("event", reynosa)]

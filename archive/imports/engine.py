@@ -12,6 +12,7 @@ import bisect
 import difflib
 import functools
 import hashlib
+import inspect
 import io
 import re
 from collections.abc import Callable
@@ -19,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marshmallow import ValidationError
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,7 +33,7 @@ from schemas.operations import OperationSchema
 from schemas.places import PlaceSchema
 from schemas.victims import VictimSchema
 
-from .. import access, provenance, records, sourcefiles
+from .. import access, provenance, records, search, sourcefiles
 from ..models import CasualtyCount, Citation, Event, Operation, Place, Source, SourceFile, Victim
 from ..resources import RESOURCES, Conflict
 from .cells import (
@@ -569,10 +571,74 @@ class New:
         self.id: int | None = None
 
 
+class Draft:
+    """A record about to be inserted, held as its row of column values: it reads and writes
+    its attributes, properties and methods as an instance of its model would, so that the
+    resource's own apply and check run on it unchanged, without the cost of an ORM object
+    (and its change tracking) for each of the thousands of records an import makes."""
+
+    __slots__ = ("model", "row")
+
+    def __init__(self, model: type, row: dict[str, Any]):
+        object.__setattr__(self, "model", model)
+        object.__setattr__(self, "row", row)
+
+    def __getattr__(self, name: str) -> Any:
+        row = self.row
+        if name in row:
+            return row[name]
+        return _model_attribute(self.model, name)(self)  # no column: as the model has it
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.row[name] = value
+
+
+@functools.cache
+def _model_attribute(model: type, name: str) -> Callable[[Draft], Any]:
+    """How a Draft of `model` reads an attribute that is no column: a relationship (empty on
+    a new record), a property or method of the model, or a constant of its class."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    relationships = {r.key: r.uselist for r in sa_inspect(model).relationships}
+    if name in relationships:
+        return (lambda draft: []) if relationships[name] else (lambda draft: None)
+    found = inspect.getattr_static(model, name)  # AttributeError when the model has none
+    if isinstance(found, property):
+        return found.fget
+    if inspect.isfunction(found):
+        return lambda draft: found.__get__(draft, model)
+    value = getattr(model, name)
+    return lambda draft: value
+
+
+@functools.cache
+def _blank_row(model) -> tuple[tuple[str, Any], ...]:
+    """Every column of a new record of `model`, with the default the session would give it
+    before the insert (records._fill_defaults); the others empty."""
+    row = []
+    for attr in sa_inspect(model).column_attrs:
+        column = attr.columns[0]
+        assert attr.key == column.key, f"{model.__name__}.{attr.key} is column {column.key}"
+        default = column.default
+        row.append((attr.key, default.arg if default is not None and default.is_scalar else None))
+    return tuple(row)
+
+
+@functools.cache
+def _insert_fills(model) -> tuple[tuple[str, Callable], ...]:
+    """The columns a callable default fills when the record leaves them empty (created_at,
+    updated_at), as the insert through the session would."""
+    return tuple(
+        (column.key, functools.partial(column.default.arg, None))
+        for column in model.__table__.columns
+        if column.default is not None and column.default.is_callable
+    )
+
+
 @dataclass
 class _Pending:
     resource: Any
-    record: Any
+    draft: Draft
     ref: New
 
 
@@ -580,39 +646,15 @@ class _Pending:
 INSERT_ORDER = ("places", "operations", "events", "victims", "casualty-counts", "citations")
 # Fields that are rows of other tables: a record given them is written through the session.
 ORM_ONLY = ("actors",)
+# Ids for n new rows of a table, taken from its sequence (PostgreSQL).
+NEXT_IDS = sql_text(
+    "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
+)
 
 
 def _is_new(record_id) -> bool:
     """Made by this import: a stand-in id of the dry pass, or a New of the live pass."""
     return isinstance(record_id, New) or (isinstance(record_id, int) and record_id < 0)
-
-
-@functools.cache
-def _scalar_defaults(model) -> tuple[tuple[str, Any], ...]:
-    return tuple(
-        (column.key, column.default.arg)
-        for column in model.__table__.columns
-        if column.default is not None and column.default.is_scalar
-    )
-
-
-@functools.cache
-def _insert_columns(model) -> tuple[tuple[str, str, Callable | None], ...]:
-    """(attribute, column, default) for the columns an insert of `model` sets: every column
-    but the id; `default` fills one left empty, as the session would (created_at...)."""
-    columns = []
-    for attr in sa_inspect(model).column_attrs:
-        column = attr.columns[0]
-        if column.primary_key:
-            continue
-        default = column.default
-        fill = None
-        if default is not None and default.is_callable:
-            fill = functools.partial(default.arg, None)
-        elif default is not None and default.is_scalar:
-            fill = functools.partial(lambda v: v, default.arg)
-        columns.append((attr.key, column.key, fill))
-    return tuple(columns)
 
 
 class IdRanges:
@@ -716,32 +758,33 @@ class Writer:
 
     def _insert(self, resource_name: str, data: dict[str, Any]) -> New:
         """What records.create_record does (the same checks, the same audited "create" entry),
-        batched: the record is made and checked now, and inserted with the others of its
-        chunk by flush(), which then appends their entries to the chain in the order they
-        were made."""
+        batched: the record is made and checked now, as a Draft, and inserted with the others
+        of its chunk by flush(), which then appends their entries to the chain in the order
+        they were made."""
         resource = RESOURCES[resource_name]
         if resource_name in self.CHECKED_REFERENCES:
             self._check_references(resource, data)
-        record = resource.model()
-        for name, value in _scalar_defaults(resource.model):  # records._fill_defaults
-            if getattr(record, name) is None:
-                setattr(record, name, value)
-        resource.apply(record, data)
-        if not (resource_name == "citations" and isinstance(data["target_id"], New)):
-            # check_citation looks its target up; a record this import makes exists.
-            resource.check(self.session, self.user, record, data, None)
         ref = New()
         if any(key in data for key in ORM_ONLY):
             # Links to actors are rows of their own: this record goes through the session.
             self.flush()
+            record = resource.model()
+            records._fill_defaults(record)
+            resource.apply(record, data)
+            resource.check(self.session, self.user, record, data, None)
             self.session.add(record)
             self.session.flush()
             ref.id = record.id
-            self.created[resource.key.replace("-", "_") + "s"].add(record.id)
-            after = records.snapshot(resource, record)
-            self.chain.record(self.user, "create", resource.key, record.id, records.diff({}, after))
+            self.created[resource.key + "s"].add(record.id)
+            changes = records.created_changes(resource, record)
+            self.chain.record(self.user, "create", resource.key, record.id, changes, plain=True)
             return ref
-        self.pending.append(_Pending(resource, record, ref))
+        draft = Draft(resource.model, dict(_blank_row(resource.model)))
+        resource.apply(draft, data)
+        if not (resource_name == "citations" and isinstance(data["target_id"], New)):
+            # check_citation looks its target up; a record this import makes exists.
+            resource.check(self.session, self.user, draft, data, None)
+        self.pending.append(_Pending(resource, draft, ref))
         return ref
 
     def _check_references(self, resource, data: dict[str, Any]) -> None:
@@ -770,7 +813,8 @@ class Writer:
     def flush(self) -> None:
         """Insert the records made since the last flush, table by table (a reference to a
         record made in the same chunk is resolved once its table is written), then append
-        their "create" entries to the audit chain in the order the records were made."""
+        their "create" entries to the audit chain in the order the records were made, and
+        note them for the search index."""
         first, self.rows_pending, self.first_pending_row = self.first_pending_row, 0, None
         if not self.pending:
             return
@@ -787,40 +831,45 @@ class Writer:
             self.failed_rows = (first, self.job.current_row)
             raise
         assert not by_table, f"no insert order for {sorted(by_table)}"
+        entries: set[tuple[str, int]] = set()
         for item in self.pending:
-            resource, record = item.resource, item.record
-            after = records.snapshot(resource, record)
-            self.chain.record(self.user, "create", resource.key, record.id, records.diff({}, after))
+            resource, draft = item.resource, item.draft
+            changes = records.created_changes(resource, draft)
+            record_id = draft.row["id"]
+            self.chain.record(self.user, "create", resource.key, record_id, changes, plain=True)
+            entries |= search.inserted_entries(resource.model, draft.row)
         self.chain.flush()
+        search.queue(self.session, entries)
         self.pending = []
 
     def _insert_rows(self, items: list[_Pending]) -> None:
+        """One table's rows of the chunk: their ids taken first (from the table's sequence
+        on PostgreSQL; on SQLite after the largest, this transaction holding the database's
+        write lock), their references to records of the chunk resolved, then one
+        executemany."""
         model = items[0].resource.model
-        columns = _insert_columns(model)
-        rows = []
-        for item in items:
-            record = item.record
-            row = {}
-            for attr, column, fill in columns:
-                value = getattr(record, attr)
-                if isinstance(value, New):
-                    value = value.id
-                    setattr(record, attr, value)
-                elif value is None and fill is not None:
-                    value = fill()
-                    setattr(record, attr, value)
-                row[column] = value
-            rows.append(row)
-        # Core's insert of the table (the ORM's bulk insert joins the batches' results
-        # quadratically): one executemany, the ids in the order of the rows.
-        table = model.__table__
-        ids = self.session.scalars(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
-        ).all()
+        ids = self._take_ids(model.__table__, len(items))
+        fills = _insert_fills(model)
         created = self.created[items[0].resource.key + "s"]
+        rows = []
         for item, record_id in zip(items, ids, strict=True):
-            item.record.id = item.ref.id = record_id
+            row = item.draft.row
+            row["id"] = item.ref.id = record_id
+            for name, value in row.items():
+                if isinstance(value, New):
+                    row[name] = value.id
+            for name, fill in fills:
+                if row[name] is None:
+                    row[name] = fill()
+            rows.append(row)
             created.add(record_id)
+        self.session.execute(insert(model.__table__), rows)
+
+    def _take_ids(self, table, count: int) -> list[int]:
+        if self.session.get_bind().dialect.name == "postgresql":
+            return sorted(self.session.scalars(NEXT_IDS, {"table": table.name, "n": count}))
+        last = self.session.scalar(select(func.max(table.c.id))) or 0
+        return list(range(last + 1, last + 1 + count))
 
     def _cite(self, target_type: str, target_id, row: int, new: bool = False) -> None:
         """Cite the dataset at the row, unless the record (found, not `new`) already does."""
