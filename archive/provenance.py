@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import Text, bindparam, cast, insert, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from .models import AuditEntry, AuditHead, User, utcnow
@@ -39,6 +40,39 @@ def _canonical_values(values: dict[str, Any]) -> bytes:
     payload = {name: values[name] for name in _HASHED}
     payload["at"] = payload["at"].isoformat()
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# The canonical form's encoder: _canonical_values's json.dumps, without its call overhead.
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _canonical_text(entry: dict[str, Any]) -> bytes:
+    """_canonical_values(entry), for an entry whose changes are already encoded (as
+    `changes_json`, by _encode): the same bytes, put together from its encoded parts (JSON
+    with sorted keys is each key's encoded value, in the keys' order)."""
+    return (
+        '{{"action":{},"at":{},"changes":{},"prev_hash":{},"record_id":{},"resource":{},'
+        '"seq":{},"user_email":{},"user_id":{}}}'.format(
+            _encode(entry["action"]),
+            _encode(entry["at"].isoformat()),
+            entry["changes_json"],
+            _encode(entry["prev_hash"]),
+            _encode(entry["record_id"]),
+            _encode(entry["resource"]),
+            _encode(entry["seq"]),
+            _encode(entry["user_email"]),
+            _encode(entry["user_id"]),
+        )
+    ).encode()
+
+
+def _insert_entries(session: Session):
+    """An insert of audit entries whose changes come as JSON text (`changes_json`), stored
+    as they are: the JSON column of SQLite holds text, PostgreSQL's jsonb reads it."""
+    text_param = bindparam("changes_json", type_=Text())
+    if session.get_bind().dialect.name == "postgresql":
+        return insert(AuditEntry.__table__).values(changes=cast(text_param, JSONB))
+    return insert(AuditEntry.__table__).values(changes=text_param)
 
 
 _HASHED = (
@@ -129,10 +163,10 @@ class Appender:
         *,
         plain: bool = False,
     ) -> dict[str, Any]:
-        """The next entry (its columns), as record() would write it; inserted by the next
-        flush(). `plain` says `changes` holds only what JSON holds (str, int, float, bool,
-        None, lists and dicts of them, as a schema dumps a record), so it need not pass
-        through JSON to become what the log reads back."""
+        """The next entry (its columns, `changes` as JSON text), as record() would write it;
+        inserted by the next flush(). `plain` says `changes` holds only what JSON holds (str,
+        int, float, bool, None, lists and dicts of them, as a schema dumps a record), so it
+        need not pass through JSON to become what the log reads back."""
         if not plain:
             changes = json.loads(json.dumps(changes or {}, default=str))
         entry = {
@@ -143,10 +177,10 @@ class Appender:
             "action": action,
             "resource": resource,
             "record_id": record_id,
-            "changes": changes or {},
+            "changes_json": _encode(changes or {}),
             "prev_hash": self.hash,
         }
-        entry["hash"] = hashlib.sha256(_canonical_values(entry)).hexdigest()
+        entry["hash"] = hashlib.sha256(_canonical_text(entry)).hexdigest()
         self.pending.append(entry)
         self.seq, self.hash = entry["seq"], entry["hash"]
         if len(self.pending) >= self.BATCH:
@@ -155,7 +189,7 @@ class Appender:
 
     def flush(self) -> None:
         if self.pending:
-            self.session.execute(insert(AuditEntry.__table__), self.pending)
+            self.session.execute(_insert_entries(self.session), self.pending)
             self.pending = []
 
     def close(self) -> None:

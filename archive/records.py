@@ -90,14 +90,24 @@ _PLAIN_FIELDS = (
 )
 
 
-def _created_fields(resource: Resource) -> tuple[tuple[str, str, fields.Field], ...] | None:
+# Values these fields dump as they are (their _serialize gives back a value of these types).
+_AS_THEY_ARE = (
+    (fields.String, fields.String._serialize, (str,)),
+    (fields.Integer, fields.Number._serialize, (int,)),
+    (fields.Float, fields.Number._serialize, (float,)),
+    (fields.Boolean, fields.Field._serialize, (bool,)),
+)
+
+
+def _created_fields(resource: Resource) -> tuple | None:
     return _fields_of(resource.full_schema())
 
 
 @functools.cache
-def _fields_of(schema) -> tuple[tuple[str, str, fields.Field], ...] | None:
-    """(key, attribute, field) of what snapshot() keeps, when the schema dumps each field on
-    its own (no dump hooks, plain fields); None when only the schema's dump will do."""
+def _fields_of(schema) -> tuple[tuple[str, str, fields.Field, tuple], ...] | None:
+    """(key, attribute, field, types its dump keeps as they are) of what snapshot() keeps,
+    in the order of their keys, when the schema dumps each field on its own (no dump hooks,
+    plain fields); None when only the schema's dump will do."""
     if any(schema._hooks.get(hook) for hook in ("pre_dump", "post_dump")):
         return None
     found = []
@@ -108,25 +118,37 @@ def _fields_of(schema) -> tuple[tuple[str, str, fields.Field], ...] | None:
         attribute = field.attribute or name
         if not isinstance(field, _PLAIN_FIELDS) or "." in attribute:
             return None
-        found.append((key, attribute, field))
-    return tuple(found)
+        kept: tuple = ()
+        for kind, serialize, types in _AS_THEY_ARE:
+            as_string = getattr(field, "as_string", False)
+            if isinstance(field, kind) and type(field)._serialize is serialize and not as_string:
+                kept = types
+        found.append((key, attribute, field, kept))
+    return tuple(sorted(found, key=lambda item: item[0]))
 
 
-def created_changes(resource: Resource, record: Any) -> dict[str, dict[str, Any]]:
+def created_changes(
+    resource: Resource, record: Any, columns: Mapping[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
     """diff({}, snapshot(resource, record)): the changes a "create" entry keeps, computed
     field by field (a bulk import makes thousands; the schema's whole dump costs more than
-    the rest of the record's writing)."""
+    the rest of the record's writing). `columns`, when given, holds the record's column
+    values, read from there instead of through its attributes."""
     plan = _created_fields(resource)
     if plan is None:
         return diff({}, snapshot(resource, record))
-    after = {}
-    for key, attribute, field in plan:
-        value = getattr(record, attribute, None)
-        if value is not None:
+    columns = columns or {}
+    changes = {}
+    for key, attribute, field, kept in plan:
+        value = columns[attribute] if attribute in columns else getattr(record, attribute, None)
+        if value is None:
+            continue
+        if type(value) not in kept:
             value = field._serialize(value, attribute, record)
-            if value is not None:
-                after[key] = value
-    return {key: {"before": None, "after": after[key]} for key in sorted(after)}
+            if value is None:
+                continue
+        changes[key] = {"before": None, "after": value}
+    return changes
 
 
 def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -72,6 +72,16 @@ class PrecisionDate(dt.date):
 
     precision: str = "day"
 
+    def __reduce__(self):
+        # date's own reduce keeps the day but drops the precision.
+        return _precision_date, (self.year, self.month, self.day, self.precision)
+
+
+def _precision_date(year: int, month: int, day: int, precision: str) -> PrecisionDate:
+    date = PrecisionDate(year, month, day)
+    date.precision = precision
+    return date
+
 
 _PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 

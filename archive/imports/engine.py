@@ -14,10 +14,12 @@ import functools
 import hashlib
 import inspect
 import io
+import pickle
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from marshmallow import ValidationError
 from sqlalchemy import func, insert, select
@@ -505,24 +507,35 @@ class Job:
 
     # --- Passes -----------------------------------------------------------------------------
 
-    def run(self, writer: Writer) -> None:
-        stage = "importing" if writer.live else "checking"
+    def run(self, writer: Writer, keep: IO[bytes] | None = None) -> None:
+        """The dry pass: read and check every row, and count what it would do. Each row's
+        plan goes to `keep` (a file, so memory does not grow with the file's rows), for the
+        live pass to write without reading and checking the rows again."""
         for done, (number, cells) in enumerate(self.table.rows(), start=1):
             self.current_row = number
-            plan = self.plan(number, cells) if not writer.live else self._replan(number, cells)
+            plan = self.plan(number, cells)
             if plan is not None:
+                if keep is not None:
+                    pickle.dump((done, plan), keep, pickle.HIGHEST_PROTOCOL)
                 writer.apply(plan)
-                writer.row_done(number)
             if self.progress:
-                self.progress(stage, done, self.total_rows)
+                self.progress("checking", done, self.total_rows)
 
-    def _replan(self, number: int, cells: list[Any]) -> RowPlan | None:
-        """Read a row again for writing; the counts of rows were taken on the dry pass."""
-        report = self.report
-        kept = (report.rows_read, report.blank_rows, report.skipped_rows)
-        plan = self.plan(number, cells)
-        report.rows_read, report.blank_rows, report.skipped_rows = kept
-        return plan
+    def write(self, writer: Writer, kept: IO[bytes]) -> None:
+        """The live pass: the plans the dry pass kept, applied in the order of their rows."""
+        kept.seek(0)
+        while True:
+            try:
+                done, plan = pickle.load(kept)
+            except EOFError:
+                break
+            self.current_row = plan.number
+            writer.apply(plan)
+            writer.row_done(plan.number)
+            if self.progress:
+                self.progress("importing", done, self.total_rows)
+        if self.progress:
+            self.progress("importing", self.total_rows, self.total_rows)
 
 
 def _month_first(seen: OrderEvidence) -> str:
@@ -834,7 +847,7 @@ class Writer:
         entries: set[tuple[str, int]] = set()
         for item in self.pending:
             resource, draft = item.resource, item.draft
-            changes = records.created_changes(resource, draft)
+            changes = records.created_changes(resource, draft, draft.row)
             record_id = draft.row["id"]
             self.chain.record(self.user, "create", resource.key, record_id, changes, plain=True)
             entries |= search.inserted_entries(resource.model, draft.row)
@@ -1212,9 +1225,21 @@ def execute(
     job = Job(session, user, table, mapping, report, progress)
     job.detect_dates()
     report.source_id = existing_source(session, sha256)
-    job.run(Writer(job, False, on_duplicate, report.source_id))
-    if report.errors or dry_run:
+    if dry_run:
+        job.run(Writer(job, False, on_duplicate, report.source_id))
         return report
+    with tempfile.TemporaryFile() as kept:
+        job.run(Writer(job, False, on_duplicate, report.source_id), kept)
+        if report.errors:
+            return report
+        return _write(session, user, store, data, filename, job, kept, max_bytes)
+
+
+def _write(session, user, store, data, filename, job: Job, kept: IO[bytes], max_bytes: int):
+    """The live pass, once the dry pass found no error: the file stored as a dataset source,
+    the rows' records written and audited, and the import itself audited."""
+    report, mapping, on_duplicate = job.report, job.mapping, job.report.on_duplicate
+    sha256 = report.sha256
     checked = report.counts()
     report.created, report.updated, report.skipped = _tally(), _tally(), _tally()
     report.unchanged = _tally()
@@ -1223,7 +1248,7 @@ def execute(
     report.source_id = dataset_source(session, user, store, data, filename, max_bytes)
     writer = Writer(job, True, on_duplicate, report.source_id)
     try:
-        job.run(writer)
+        job.write(writer, kept)
         writer.flush()
         writer.chain.close()
     except WRITE_FAILURES as exc:
