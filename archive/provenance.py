@@ -9,6 +9,7 @@ Files: stored once under their SHA-256 and never altered; every read checks the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -50,20 +51,24 @@ def _canonical_text(entry: dict[str, Any]) -> bytes:
     """_canonical_values(entry), for an entry whose changes are already encoded (as
     `changes_json`, by _encode): the same bytes, put together from its encoded parts (JSON
     with sorted keys is each key's encoded value, in the keys' order)."""
+    # The time: digits, dashes, colons, a dot and a plus; the hash: hex digits. No escapes.
     return (
-        '{{"action":{},"at":{},"changes":{},"prev_hash":{},"record_id":{},"resource":{},'
-        '"seq":{},"user_email":{},"user_id":{}}}'.format(
-            _encode(entry["action"]),
-            _encode(entry["at"].isoformat()),
-            entry["changes_json"],
-            _encode(entry["prev_hash"]),
-            _encode(entry["record_id"]),
-            _encode(entry["resource"]),
-            _encode(entry["seq"]),
-            _encode(entry["user_email"]),
-            _encode(entry["user_id"]),
-        )
+        f'{{"action":{_encoded(entry["action"])},"at":"{entry["at"].isoformat()}",'
+        f'"changes":{entry["changes_json"]},"prev_hash":"{entry["prev_hash"]}",'
+        f'"record_id":{_number(entry["record_id"])},"resource":{_encoded(entry["resource"])},'
+        f'"seq":{_number(entry["seq"])},"user_email":{_encoded(entry["user_email"])},'
+        f'"user_id":{_number(entry["user_id"])}}}'
     ).encode()
+
+
+def _number(value: int | None) -> str:
+    return str(value) if type(value) is int else _encode(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded(value: str | int | None) -> str:
+    """A name or id as JSON; an import repeats the same few over and over."""
+    return _encode(value)
 
 
 def _insert_entries(session: Session):
