@@ -34,6 +34,14 @@ COMMON = {
     "version": _l("How many times the record has been saved (1 when it was entered)."),
     "created_at": _l("When the record was entered (UTC)."),
     "updated_at": _l("When the record was last changed (UTC)."),
+    "external_dataset": _l(
+        "For a record brought in by an import: the dataset it came from, as the import names "
+        "it (by the file's columns)."
+    ),
+    "external_id": _l(
+        "For a record brought in by an import: the id the dataset gives it, by which the next "
+        "import of that dataset recognises it."
+    ),
 }
 
 DESCRIPTIONS = {

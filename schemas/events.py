@@ -32,6 +32,10 @@ class EventSchema(BaseSchema):
     status = Choice(vocab.EVENT_STATUSES)
     published = fields.Boolean()
     internal_notes = Text(allow_none=True)
+    # The id another organisation's dataset gives the event, kept by an import
+    # (archive/imports) to recognise it next time: shown, never taken (only imports set it).
+    external_dataset = fields.String(dump_only=True)
+    external_id = fields.String(dump_only=True)
 
     @validates_schema
     def dates_in_order(self, data, **kwargs):

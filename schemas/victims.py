@@ -4,7 +4,8 @@ from archive import vocab
 
 from .common import BaseSchema, Choice, OnDuty, Reference, RichText, Text
 
-IDENTITY_FIELDS = ("name", "alias", "age")
+# A dataset's id can name the person in that dataset: it is withheld with the identity.
+IDENTITY_FIELDS = ("name", "alias", "age", "external_dataset", "external_id")
 
 
 class VictimSchema(BaseSchema):
@@ -21,6 +22,10 @@ class VictimSchema(BaseSchema):
     circumstances = RichText(allow_none=True)
     on_duty = OnDuty(allow_none=True)
     identity_restricted = fields.Boolean()
+    # The id another organisation's dataset gives the person, kept by an import
+    # (archive/imports) to recognise them next time: shown, never taken (only imports set it).
+    external_dataset = fields.String(dump_only=True)
+    external_id = fields.String(dump_only=True)
 
 
 class PublicVictimSchema(VictimSchema):

@@ -442,3 +442,41 @@ def test_uploads_left_unimported_for_days_are_dropped(browser_for):
     staged(researcher, csv_bytes(WITH_ERRORS))
 
     assert researcher.get(old_url).status_code == 404
+
+
+def test_the_reports_errors_and_notes_are_in_the_readers_language(browser_for):
+    researcher = browser_for("researcher")
+    page_url = staged(researcher, csv_bytes(WITH_ERRORS))
+
+    def report(lang: str) -> tuple[list, list]:
+        response = researcher.post(
+            f"{page_url}/check?lang={lang}",
+            data={
+                "mapping": json.dumps(CLASH_MAPPING),
+                "csrf_token": csrf_token(researcher, page_url),
+            },
+        )
+        assert response.status_code == 422
+        page = text(response)
+        return table_rows(page, "import-errors"), table_rows(page, "import-notes")
+
+    (es_errors, es_notes), (en_errors, en_notes) = report("es"), report("en")
+
+    assert [reason for *_, reason in en_errors] == [
+        "'31/31/2015' is no date: month must be in 1..12.",
+        "The cell holds the spreadsheet error #VALUE!.",
+    ]
+    assert [reason for *_, reason in es_errors] == [
+        "'31/31/2015' no es una fecha: el mes debe estar entre 1 y 12.",
+        "La celda tiene el error de hoja de cálculo #VALUE!.",
+    ]
+    assert [where for *where, _ in es_errors] == [where for *where, _ in en_errors]
+    assert len(es_notes) == len(en_notes) > 0
+    assert en_notes[0][2] == (
+        "'Monterrey, Nuevo León, MX' matches no place in the archive (ignoring case and "
+        "accents): it will be added as written."
+    )
+    assert es_notes[0][2] == (
+        "'Monterrey, Nuevo León, MX' no coincide con ningún lugar del archivo (sin distinguir "
+        "mayúsculas ni acentos): se añadirá tal como está escrito."
+    )

@@ -984,3 +984,61 @@ def test_the_search_index_follows_an_import(app, run, client, auth, factory):
     with app.app_context():
         [reynosa] = db.session.scalars(select(Event.id).where(Event.title.contains("Reynosa")))
     assert [(i["type"], i["id"]) for i in response.json["items"]] == [("event", reynosa)]
+
+
+# --- The dataset's own ids in the API ----------------------------------------------------------
+
+
+def _external_ids(app, model) -> dict[int, tuple[str, str]]:
+    with app.app_context():
+        rows = db.session.execute(select(model.id, model.external_dataset, model.external_id))
+        return {record_id: (dataset, external) for record_id, dataset, external in rows}
+
+
+def test_the_api_shows_the_dataset_ids_an_import_kept_and_takes_none(app, run, client, auth):
+    assert run(csv_bytes(PEOPLE), {**PEOPLE_MAPPING, "external_id": "Nombre"}).exit_code == 0
+    [(event_id, (event_dataset, event_external))] = list(_external_ids(app, Event).items())[:1]
+    victims = _external_ids(app, Victim)
+    victim_id = next(i for i, (_, external) in victims.items() if external == "José Pérez")
+
+    event = client.get(f"/api/v1/events/{event_id}", headers=auth("researcher"))
+    victim = client.get(f"/api/v1/victims/{victim_id}", headers=auth("researcher"))
+
+    assert event.status_code == victim.status_code == 200
+    assert (event.json["external_dataset"], event.json["external_id"]) == (
+        event_dataset,
+        event_external,
+    )
+    assert event_dataset.startswith("layout:") and event_external
+    assert (victim.json["external_dataset"], victim.json["external_id"]) == victims[victim_id]
+    listed = client.get("/api/v1/victims", headers=auth("researcher")).json["items"]
+    assert {v["id"]: v["external_id"] for v in listed} == {
+        i: external for i, (_, external) in victims.items()
+    }
+    # Read-only: the API takes neither on a write, as it takes no id.
+    for body in ({"external_id": "X-1"}, {"external_dataset": "otro"}):
+        refused = client.patch(f"/api/v1/events/{event_id}", json=body, headers=auth("editor"))
+        assert refused.status_code == 422, refused.json
+        assert set(refused.json["error"]["fields"]) == set(body)
+    assert _external_ids(app, Event)[event_id] == (event_dataset, event_external)
+
+
+def test_a_withheld_identity_withholds_its_dataset_id_from_anonymous_readers(
+    app, client, factory, auth
+):
+    event_id = factory.published_event()
+    minor = factory.victim(event_id, name="Luis Gómez", age=17)
+    adult = factory.victim(event_id, name="José Pérez", age=23)
+    with app.app_context():
+        for victim_id, external in ((minor, "wapo-1"), (adult, "wapo-2")):
+            db.session.get(Victim, victim_id).external_id = external
+            db.session.get(Victim, victim_id).external_dataset = "layout:wapo"
+        db.session.commit()
+
+    shown = {v["id"]: v for v in client.get(f"/api/v1/victims?event_id={event_id}").json["items"]}
+    staff = client.get(f"/api/v1/victims/{minor}", headers=auth("viewer")).json
+
+    assert "name" not in shown[minor] and "external_id" not in shown[minor]
+    assert "external_dataset" not in shown[minor]
+    assert shown[adult]["external_id"] == "wapo-2"
+    assert (staff["name"], staff["external_id"]) == ("Luis Gómez", "wapo-1")

@@ -351,6 +351,113 @@ MESSAGES = [
     ),
     (r"Must not be before date_from\.", _l("The end date is before the start date.")),
     (r"Unknown parameter; search takes: .*", _l("This parameter is not one search takes.")),
+    # Imports (archive/imports): the report's errors and notes. A group named "message" holds
+    # a message of its own, translated in turn.
+    (
+        r"(?P<value>.+) is not a whole number: use digits, optionally grouped in threes by "
+        r"commas, dots or spaces \(5,042 or 5\.042\)\.",
+        _l(
+            "%(value)s is not a whole number: use digits, optionally grouped in threes by "
+            "commas, dots or spaces (5,042 or 5.042)."
+        ),
+    ),
+    (r"(?P<value>.+) is not a number\.", _l("%(value)s is not a number.")),
+    (
+        r"(?P<value>.+) is not yes or no \(true/false, sí/no, 1/0\)\.",
+        _l("%(value)s is not yes or no (true/false, sí/no, 1/0)."),
+    ),
+    (r"(?P<value>.+) is no date: (?P<message>.+)\.", _l("%(value)s is no date: %(message)s.")),
+    (r"month must be in 1\.\.12", _l("month must be in 1..12")),
+    (r"day is out of range for month", _l("day is out of range for month")),
+    (r"year (?P<year>-?\d+) is out of range", _l("year %(year)s is out of range")),
+    (r"(?P<value>.+) is not a date\.", _l("%(value)s is not a date.")),
+    (
+        r"(?P<value>.+) does not match the date format (?P<format>.+)\.",
+        _l("%(value)s does not match the date format %(format)s."),
+    ),
+    (
+        r"(?P<value>.+) is not a date this import can read \(such as 2015-07-13, 13/07/2015, "
+        r"11-Jan-07, 07/2015 or 2015\); give its format in date_formats\.",
+        _l(
+            "%(value)s is not a date this import can read (such as 2015-07-13, 13/07/2015, "
+            "11-Jan-07, 07/2015 or 2015); give its format in date_formats."
+        ),
+    ),
+    (
+        r"The cell holds the spreadsheet error (?P<error>.+)\.",
+        _l("The cell holds the spreadsheet error %(error)s."),
+    ),
+    (
+        r"(?P<value>.+) maps to nothing in values\.(?P<key>[\w.]+); add it there\.",
+        _l("%(value)s maps to nothing in values.%(key)s; add it there."),
+    ),
+    (
+        r"(?P<value>.+) is not in the list for (?P<key>[\w.]+) \((?P<choices>.*)\); say what "
+        r"it means in values\.(?P=key)\.",
+        _l(
+            "%(value)s is not in the list for %(key)s (%(choices)s); say what it means in "
+            "values.%(key)s."
+        ),
+    ),
+    (
+        r"operation fields are given but no operation\.name\.",
+        _l("operation fields are given but no operation.name."),
+    ),
+    (
+        r"(?P<place>.+) is place (?P<id>\d+) \((?P<text>.*)\) in the archive\.",
+        _l("%(place)s is place %(id)s (%(text)s) in the archive."),
+    ),
+    (
+        r"(?P<place>.+) matches no place in the archive \(ignoring case and accents\): it will "
+        r"be added as written\.",
+        _l(
+            "%(place)s matches no place in the archive (ignoring case and accents): it will be "
+            "added as written."
+        ),
+    ),
+    (
+        r"(?P<place>.+) matches no place in the archive \(ignoring case and accents\): it was "
+        r"added as written\.",
+        _l(
+            "%(place)s matches no place in the archive (ignoring case and accents): it was "
+            "added as written."
+        ),
+    ),
+    (
+        r"No operation named (?P<name>.+) in the archive: it will be added\.",
+        _l("No operation named %(name)s in the archive: it will be added."),
+    ),
+    (
+        r"No operation named (?P<name>.+) in the archive: it was added\.",
+        _l("No operation named %(name)s in the archive: it was added."),
+    ),
+    (
+        r"Dates in both orders: row (?P<day_first>\d+) can only be day-first, row "
+        r"(?P<month_first>\d+) only month-first; give the column's format in date_formats\.",
+        _l(
+            "Dates in both orders: row %(day_first)s can only be day-first, row "
+            "%(month_first)s only month-first; give the column's format in date_formats."
+        ),
+    ),
+    (
+        r"Dates such as (?P<example>.+) could be day-first or month-first and no date in the "
+        r"column tells which: read as day-first\. If they are month-first, set date_formats "
+        r"(?P<setting>.+)\.",
+        _l(
+            "Dates such as %(example)s could be day-first or month-first and no date in the "
+            "column tells which: read as day-first. If they are month-first, set date_formats "
+            "%(setting)s."
+        ),
+    ),
+    (
+        r"Writing failed, nothing was kept: rows (?P<first>\d+) to (?P<last>\d+): "
+        r"(?P<message>.+)",
+        _l("Writing failed, nothing was kept: rows %(first)s to %(last)s: %(message)s"),
+    ),
+    (
+        r"Writing failed, nothing was kept: (?P<message>.+)",
+        _l("Writing failed, nothing was kept: %(message)s"),
+    ),
 ]
 _COMPILED = [(re.compile(pattern), text) for pattern, text in MESSAGES]
 
@@ -360,7 +467,10 @@ def translate_message(message: str) -> str:
     for pattern, text in _COMPILED:
         match = pattern.fullmatch(message.strip())
         if match:
-            return str(text) % match.groupdict() if match.groupdict() else str(text)
+            values = match.groupdict()
+            if "message" in values:
+                values["message"] = translate_message(values["message"])
+            return str(text) % values if values else str(text)
     return message
 
 
@@ -389,7 +499,11 @@ def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
     app.after_request(remember_language)
     app.jinja_env.globals.update(
-        label=label, choices=choices, languages=languages, today=dt.date.today
+        label=label,
+        choices=choices,
+        languages=languages,
+        today=dt.date.today,
+        service_message=translate_message,
     )
     app.jinja_env.filters.update(
         partial_date=partial_date, number=number, timestamp=timestamp, date_range=date_range
