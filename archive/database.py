@@ -13,7 +13,7 @@ import contextlib
 import sqlite3
 from contextvars import ContextVar
 
-from sqlalchemy import event
+from sqlalchemy import event, insert
 from sqlalchemy.engine import Engine
 
 BUSY_TIMEOUT_MS = 30_000
@@ -65,3 +65,31 @@ def writing():
         yield
     finally:
         stop_writing(token)
+
+
+def bulk_insert(
+    session, table, rows: list[dict], *, statement=None, renamed: dict[str, str] | None = None
+) -> None:
+    """Insert many rows of `table`, each a dict of column values with the same keys, in
+    the session's transaction: with COPY on PostgreSQL (whose server otherwise runs an
+    INSERT per row), elsewhere by executemany of `statement` (default: the table's insert).
+
+    COPY takes the values as the driver adapts them, past the columns' SQLAlchemy types:
+    they must be what the database stores (aware datetimes, JSON as its text); `renamed`
+    maps a key to the column it fills."""
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        session.execute(insert(table) if statement is None else statement, rows)
+        return
+    from psycopg import sql
+
+    keys = list(rows[0])
+    copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name),
+        sql.SQL(", ").join(sql.Identifier((renamed or {}).get(k, k)) for k in keys),
+    )
+    with connection.connection.driver_connection.cursor() as cursor, cursor.copy(copy) as out:
+        for row in rows:
+            out.write_row([row[k] for k in keys])

@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from sqlalchemy import Text, bindparam, cast, insert, select, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Text, bindparam, insert, select, text
 from sqlalchemy.orm import Session
 
+from . import database
 from .models import AuditEntry, AuditHead, User, utcnow
 
 GENESIS = "0" * 64
@@ -71,13 +71,10 @@ def _encoded(value: str | int | None) -> str:
     return _encode(value)
 
 
-def _insert_entries(session: Session):
+def _insert_entries():
     """An insert of audit entries whose changes come as JSON text (`changes_json`), stored
-    as they are: the JSON column of SQLite holds text, PostgreSQL's jsonb reads it."""
-    text_param = bindparam("changes_json", type_=Text())
-    if session.get_bind().dialect.name == "postgresql":
-        return insert(AuditEntry.__table__).values(changes=cast(text_param, JSONB))
-    return insert(AuditEntry.__table__).values(changes=text_param)
+    as they are (SQLite's JSON column holds text; PostgreSQL takes them by COPY)."""
+    return insert(AuditEntry.__table__).values(changes=bindparam("changes_json", type_=Text()))
 
 
 _HASHED = (
@@ -194,7 +191,13 @@ class Appender:
 
     def flush(self) -> None:
         if self.pending:
-            self.session.execute(_insert_entries(self.session), self.pending)
+            database.bulk_insert(
+                self.session,
+                AuditEntry.__table__,
+                self.pending,
+                statement=_insert_entries(),
+                renamed={"changes_json": "changes"},
+            )
             self.pending = []
 
     def close(self) -> None:

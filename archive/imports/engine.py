@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from marshmallow import ValidationError
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError
@@ -35,7 +35,7 @@ from schemas.operations import OperationSchema
 from schemas.places import PlaceSchema
 from schemas.victims import VictimSchema
 
-from .. import access, provenance, records, search, sourcefiles
+from .. import access, database, provenance, records, search, sourcefiles
 from ..models import CasualtyCount, Citation, Event, Operation, Place, Source, SourceFile, Victim
 from ..resources import RESOURCES, Conflict
 from .cells import (
@@ -876,7 +876,7 @@ class Writer:
                     row[name] = fill()
             rows.append(row)
             created.add(record_id)
-        self.session.execute(insert(model.__table__), rows)
+        database.bulk_insert(self.session, model.__table__, rows)
 
     def _take_ids(self, table, count: int) -> list[int]:
         if self.session.get_bind().dialect.name == "postgresql":
