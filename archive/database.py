@@ -14,6 +14,7 @@ import sqlite3
 from contextvars import ContextVar
 
 from sqlalchemy import event, insert
+from sqlalchemy import exc as exc_module
 from sqlalchemy.engine import Engine
 
 BUSY_TIMEOUT_MS = 30_000
@@ -90,6 +91,11 @@ def bulk_insert(
         sql.Identifier(table.name),
         sql.SQL(", ").join(sql.Identifier((renamed or {}).get(k, k)) for k in keys),
     )
-    with connection.connection.driver_connection.cursor() as cursor, cursor.copy(copy) as out:
-        for row in rows:
-            out.write_row([row[k] for k in keys])
+    dbapi = connection.dialect.loaded_dbapi
+    try:
+        with connection.connection.driver_connection.cursor() as cursor, cursor.copy(copy) as out:
+            for row in rows:
+                out.write_row([row[k] for k in keys])
+    except dbapi.Error as exc:
+        # As SQLAlchemy raises what the driver raises (IntegrityError for a broken key...).
+        raise exc_module.DBAPIError.instance(str(copy), None, exc, dbapi.Error) from exc

@@ -1042,3 +1042,37 @@ def test_a_withheld_identity_withholds_its_dataset_id_from_anonymous_readers(
     assert "external_dataset" not in shown[minor]
     assert shown[adult]["external_id"] == "wapo-2"
     assert (staff["name"], staff["external_id"]) == ("Luis Gómez", "wapo-1")
+
+
+def test_a_write_the_database_refuses_keeps_nothing_and_names_the_rows(
+    app, run, factory, monkeypatch
+):
+    """A row the checks pass but the database refuses (here: an event given the id of one
+    already there, as a bug or another writer might) fails the whole import, reported."""
+    from archive.imports import engine
+
+    taken = factory.event(title="Ya en el archivo")
+    take_ids = engine.Writer._take_ids
+
+    def clashing(writer, table, n):
+        ids = take_ids(writer, table, n)
+        return [taken, *ids[1:]] if table.name == "events" else ids
+
+    monkeypatch.setattr(engine.Writer, "_take_ids", clashing)
+    before = (
+        count(app, Event),
+        count(app, CasualtyCount),
+        count(app, Citation),
+        count(app, Source),
+    )
+
+    result = run(csv_bytes(CLASHES), CLASH_MAPPING, "--json")
+
+    assert result.exit_code != 0
+    [error] = json_report(result)["errors"]
+    assert error["message"].startswith("Writing failed, nothing was kept: rows 2 to 3: ")
+    assert not json_report(result)["written"]
+    after = (count(app, Event), count(app, CasualtyCount), count(app, Citation), count(app, Source))
+    assert after == before
+    with app.app_context():
+        assert provenance.verify_chain(db.session).ok

@@ -1,9 +1,12 @@
 """Checking and importing the rows: every row is validated before anything is written, and
 then all of them are written in the caller's transaction, or none.
 
-The same code walks the file twice: a dry pass that only counts what it would do (the report
-of a dry run), and, when the dry pass found no error, a live pass that does it through the
-records services (so every record gets the API's checks and its own audit entry).
+The dry pass reads every row, checks it with the API's schemas and counts what it would do
+(the report of a dry run), keeping each row's checked plan in a temporary file. When it found
+no error, the live pass writes those plans: each record gets the checks records.create_record
+gives it (the resource's apply and check, run on a Draft: its row of column values) and its
+own audit entry, but records go in a chunk of rows at a time, table by table, and their
+entries are appended to the chain in bulk (provenance.Appender).
 """
 
 from __future__ import annotations
