@@ -645,7 +645,8 @@ def test_a_researcher_imports_a_spreadsheet_watching_its_progress(
 ):
     from .test_imports import CLASH_MAPPING
 
-    rows = 400
+    # Enough rows that checking and writing them outlast the page's first polls (1 s).
+    rows = 4000
     path = tmp_path / "enfrentamientos.csv"
     path.write_bytes(clash_rows(rows))
     page = browsing.open()
