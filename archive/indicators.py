@@ -5,14 +5,17 @@ How a figure is made, in three steps, each over all the events in scope at once:
 1. Cells. For each event and each (affiliation, outcome, caused_by) cell: n, the live victim
    records, and r1…rk, the live casualty counts sources report. low = max(n, min r),
    high = max(n, max r), best = max(n, lower median r); without counts all three are n.
-   Two queries (victims grouped in the database, the counts as rows) feed pandas.
-2. Quantities per event, by adding cells: civilians killed by the state (civilian, non-state
-   armed and unknown affiliations, caused_by = state), civilians injured, agents killed and
-   injured (any cause; agents recorded as off duty are taken out and reported apart), people
+2. Quantities, by adding cells: civilians killed by the state (civilian, non-state armed and
+   unknown affiliations, caused_by = state), civilians injured, agents killed and injured
+   (any cause; agents recorded as off duty are taken out and reported apart), people
    detained by the state.
 3. Groups add their events' low, best and high; ratios divide them, a ratio's low being the
    numerator's low over the denominator's high and its high the reverse. A zero denominator
    gives no number but a reason.
+
+Steps 1-3 up to the sums run in one SQL statement (_group_totals): the database adds up each
+group's cells, events and flags and counts the distinct sources behind each figure, and
+Python receives one row per group, then divides.
 
 Only verified events count unless drafts are asked for (and the reader may see them); what a
 reader may see is decided by `access.visible`, so anonymous readers get published events
@@ -285,10 +288,17 @@ QUANTITY_CELLS = {
 CK_PARTS = ("ck_civilian", "ck_nsa", "ck_unknown")
 QUANTITIES = (*QUANTITY_CELLS, "ck", "akoff")
 BOUNDS = ("low", "best", "high")
-# In SQL a base quantity is a small integer (cheaper to compare than its name); 0 stands for
-# "whatever the event has figures for" (an event's own citations).
-CODES = {name: code for code, name in enumerate(QUANTITY_CELLS, start=1)}
+# In SQL a base quantity is an integer (cheaper to compare than its name), a power of 16, so
+# that the codes of an event's cells add up to what quantities it has figures for: a
+# quantity has at most 12 cells (4 affiliations x 3 causes), so its hex digit never
+# overflows. 0 stands for "whatever the event has figures for" (an event's own citations).
+CODES = {name: 16**i for i, name in enumerate(QUANTITY_CELLS)}
 ANY_QUANTITY = 0
+
+
+def _has_any(mask, codes: Iterable[int]):
+    """Whether a sum of cell codes holds any of the quantities `codes` (SQL, boolean)."""
+    return mask.op("&")(sum(15 * code for code in codes)) != 0
 
 
 def _quantity_case(affiliation, outcome, caused_by):
@@ -307,10 +317,11 @@ def _greater(a, b):
     return case((a > b, a), else_=b)
 
 
-def _event_quantities(events):
-    """Per event, each base quantity's low, best and high and whether anything speaks to it
-    (`has_<q>`), and the agents killed off duty: the cell rule of DOMAIN.md section 4, in
-    one SQL statement that both databases run.
+def _cells(events):
+    """Per event in `events` and (affiliation, outcome, caused_by) cell that makes up a base
+    quantity: its quantity's code and its low, best and high by the cell rule of DOMAIN.md
+    section 4, and the agents killed off duty in it (event_id, quantity, low, best, high,
+    akoff), as a SELECT both databases run.
 
     A cell's figures: n victim records (`off` of them agents off duty) and the counts, ranked
     so that the lower median is the ((k + 1) / 2)th of k, in integer division.
@@ -374,47 +385,29 @@ def _event_quantities(events):
     # One row per cell, with its quantity and bounds: computed here, once per cell, as
     # expressions of the cell's group (a plain subquery over it would be merged into the
     # query above and its expressions repeated for every column that uses them).
-    cells = (
-        select(
-            both.c.event_id,
-            _quantity_case(both.c.affiliation, both.c.outcome, both.c.caused_by).label("quantity"),
-            bound(func.max(both.c.r_min)).label("low"),
-            bound(func.max(both.c.r_median)).label("best"),
-            bound(func.max(both.c.r_max)).label("high"),
-            case((and_(agent, both.c.outcome == "killed"), off), else_=0).label("akoff"),
-        )
-        .group_by(*(both.c[c] for c in cell))
-        .subquery("cells")
-    )
+    return select(
+        both.c.event_id,
+        _quantity_case(both.c.affiliation, both.c.outcome, both.c.caused_by).label("quantity"),
+        bound(func.max(both.c.r_min)).label("low"),
+        bound(func.max(both.c.r_median)).label("best"),
+        bound(func.max(both.c.r_max)).label("high"),
+        case((and_(agent, both.c.outcome == "killed"), off), else_=0).label("akoff"),
+    ).group_by(*(both.c[c] for c in cell))
+
+
+def _event_quantities(events):
+    """Per event, each base quantity's low, best and high and the agents killed off duty."""
+    cells = _cells(events).subquery("cells")
 
     def total(codes, column):
         return func.sum(case((cells.c.quantity.in_(codes), cells.c[column]), else_=0))
 
-    amounts = {(name, b): total([CODES[name]], b) for name in QUANTITY_CELLS for b in BOUNDS}
+    columns = [
+        total([CODES[name]], b).label(f"{name}_{b}") for name in QUANTITY_CELLS for b in BOUNDS
+    ]
     # Civilians killed by the state: the three affiliations together.
-    killed = [CODES[p] for p in CK_PARTS]
-    amounts.update({("ck", b): total(killed, b) for b in BOUNDS})
-    akoff = func.sum(cells.c.akoff)
-    columns = [amount.label(f"{q}_{b}") for (q, b), amount in amounts.items()]
-    columns.append(akoff.label("akoff"))
-    # Which sets of quantities the event has figures for (BEHIND).
-    for name, quantities in BEHIND.items():
-        codes = [c for c in _reported_as(quantities) if c != ANY_QUANTITY]
-        if name == "akoff":
-            has = case((akoff > 0, 1), else_=0)
-        else:
-            has = func.max(case((cells.c.quantity.in_(codes), 1), else_=0))
-        columns.append(has.label(f"has__{name}"))
-    # Whether the state killed civilians, and whether one-sidedly: no agent killed or
-    # injured (at the low end, by the most agents any source reports; at the high end, the
-    # fewest).
-    for b in BOUNDS:
-        columns.append(case((amounts["ck", b] > 0, 1), else_=0).label(f"kills_{b}"))
-    for b, agents in (("low", "high"), ("best", "best"), ("high", "low")):
-        one_sided = and_(
-            amounts["ck", b] > 0, amounts["ak", agents] == 0, amounts["ai", agents] == 0
-        )
-        columns.append(case((one_sided, 1), else_=0).label(f"one_sided_{b}"))
+    columns += [total([CODES[p] for p in CK_PARTS], b).label(f"ck_{b}") for b in BOUNDS]
+    columns.append(func.sum(cells.c.akoff).label("akoff"))
     return select(cells.c.event_id, *columns).group_by(cells.c.event_id).subquery("quantities")
 
 
@@ -629,21 +622,32 @@ def _reported_as(quantities: Iterable[str]) -> list[int]:
 
 
 def _per_event_columns(base) -> list:
-    """What each event adds to its groups (`base`: one row per event in scope, its figures
-    NULL where it has none): its quantities and the sets it has figures for, whether the
-    state killed civilians there (one-sidedly or not), and over which subsets of events it
-    counts: those giving the agents deployed, those with a place and a year."""
+    """What each event adds to its groups besides its quantities (`base`: one row per event
+    in scope with its cells' `mask`, `akoff`, civilians killed `ck_<bound>` and agents killed
+    or injured `agents_<bound>`, NULL where it has no figures): which sets of quantities it
+    has figures for, whether the state killed civilians there and whether one-sidedly (no
+    agent killed or injured: at the low end by the most agents any source reports, at the
+    high end by the fewest), and the subsets of events it is in: those giving the agents
+    deployed, those with a place and a year."""
     c = base.c
-    given, placed = c.deployed > 0, c.placed == 1
-    columns = [c.event_id, c.deployed.label("agents_deployed"), c.akoff]
-    columns += [c[f"{q}_{b}"] for q in (*QUANTITY_CELLS, "ck") for b in BOUNDS]
-    columns += [c[f"has__{name}"] for name in BEHIND]
-    columns += [c[f"{kind}_{b}"] for kind in ("kills", "one_sided") for b in BOUNDS]
-    for subset, inside in (("deployed", given), ("placed", placed)):
-        columns.append(case((inside, 1), else_=0).label(f"in__{subset}"))
-        columns.append(case((and_(inside, c.has__ck == 1), 1), else_=0).label(f"has__{subset}"))
-        for b in BOUNDS:
-            columns.append(case((inside, c[f"ck_{b}"]), else_=0).label(f"ck_{subset}_{b}"))
+
+    def flag(condition):
+        return case((condition, 1), else_=0)
+
+    def has(quantities):
+        if quantities == ("akoff",):
+            return c.akoff > 0
+        return _has_any(c.mask, [q for q in _reported_as(quantities) if q != ANY_QUANTITY])
+
+    columns = [c.event_id, c.deployed.label("agents_deployed")]
+    columns += [flag(has(qs)).label(f"has__{name}") for name, qs in BEHIND.items()]
+    columns += [flag(c[f"ck_{b}"] > 0).label(f"kills_{b}") for b in BOUNDS]
+    for b, agents in (("low", "high"), ("best", "best"), ("high", "low")):
+        one_sided = and_(c[f"ck_{b}"] > 0, c[f"agents_{agents}"] == 0)
+        columns.append(flag(one_sided).label(f"one_sided_{b}"))
+    for subset, inside in (("deployed", c.deployed > 0), ("placed", c.placed == 1)):
+        columns.append(flag(inside).label(f"in__{subset}"))
+        columns.append(flag(and_(inside, has(("ck",)))).label(f"has__{subset}"))
     return columns
 
 
@@ -725,11 +729,29 @@ def _group_totals(
     context: _Context,
 ) -> dict[tuple[int, Any], _Totals]:
     """Every group's totals and the total's, keyed (0, group key) and (1, None), from one
-    statement: the database adds up the events' figures per group and counts the distinct
-    sources behind them, so one row per group comes back."""
+    statement: the database adds up the events' cells and flags per group and counts the
+    distinct sources behind them, so one row per group comes back."""
     events = select(Event.id).where(*conditions)
-    quantities = _event_quantities(events)
-    # Groups given by the event itself are worked out with its figures; by force, an event
+    cells = _cells(events).cte("cells")
+    killed = [CODES[p] for p in CK_PARTS]
+
+    def total(codes, column, rows=cells):
+        return func.sum(case((rows.c.quantity.in_(codes), rows.c[column]), else_=0))
+
+    # What decides an event's flags: which quantities its cells make up, and its civilians
+    # killed and agents killed or injured by the state.
+    figures = (
+        select(
+            cells.c.event_id,
+            func.sum(cells.c.quantity).label("mask"),
+            func.sum(cells.c.akoff).label("akoff"),
+            *(total(killed, b).label(f"ck_{b}") for b in BOUNDS),
+            *(total([CODES["ak"], CODES["ai"]], b).label(f"agents_{b}") for b in BOUNDS),
+        )
+        .group_by(cells.c.event_id)
+        .subquery("figures")
+    )
+    # Groups given by the event itself are worked out with its flags; by force, an event
     # is in several (_members). Without grouping, all events are one group: the total.
     by_force = group_by == "actor"
     keyed = group_by is not None and not by_force
@@ -741,10 +763,10 @@ def _group_totals(
             case(
                 (and_(Place.admin1.is_not(None), Event.start_date.is_not(None)), 1), else_=0
             ).label("placed"),
-            *(c for c in quantities.c if c.name != "event_id"),
+            *(c for c in figures.c if c.name != "event_id"),
         )
         .outerjoin(Place, Place.id == Event.place_id)
-        .outerjoin(quantities, quantities.c.event_id == Event.id)
+        .outerjoin(figures, figures.c.event_id == Event.id)
         .where(*conditions)
         .subquery("base")
     )
@@ -759,17 +781,62 @@ def _group_totals(
         key = members.c.gkey
     grouping = [] if group_by is None else [key]
 
-    summed = [c for c in per_event.c if c.name not in ("event_id", "gkey")]
-    totals = [func.count().label("n_events"), *(func.sum(c).label(c.name) for c in summed)]
-    sums = [
-        select(ZERO.label("is_total"), key.label("gkey"), *totals)
-        .select_from(in_groups)
-        .group_by(*grouping)
+    def groups_and_total(columns, in_groups, everything, *grouping_too):
+        """`columns` over each group's rows and over all rows (is_total 1): by force, an
+        event in several groups counts once in the total; else the total adds up the groups
+        (in Python) and NULLs stand for it."""
+        parts = [
+            select(ZERO.label("is_total"), key.label("gkey"), *columns)
+            .select_from(in_groups)
+            .group_by(*grouping, *grouping_too)
+        ]
+        if by_force:
+            parts.append(
+                select(ONE, null(), *columns).select_from(everything).group_by(*grouping_too)
+            )
+        elif not grouping_too:
+            parts.append(select(ONE, null(), *(null() for _ in columns)))
+        return union_all(*parts).subquery()
+
+    # Events and flags, added up per group.
+    flags = [c for c in per_event.c if c.name not in ("event_id", "gkey")]
+    sums = groups_and_total(
+        [func.count().label("n_events"), *(func.sum(c).label(c.name) for c in flags)],
+        in_groups,
+        per_event,
+    )
+    # Quantities: the cells added up per group, quantity and subset of events; then one
+    # column each.
+    subsets = (per_event.c.in__deployed, per_event.c.in__placed)
+    amounts = [
+        cells.c.quantity,
+        *subsets,
+        *(func.sum(cells.c[b]).label(b) for b in (*BOUNDS, "akoff")),
     ]
-    if by_force:  # an event in several groups counts once in the total
-        sums.append(select(ONE, null(), *totals).select_from(per_event))
-    else:  # each event in one group: the total adds up the groups (in Python)
-        sums.append(select(ONE, null(), *(null() for _ in totals)))
+    on = cells.c.event_id == per_event.c.event_id
+    by_quantity = groups_and_total(
+        amounts,
+        in_groups.join(cells, on),
+        per_event.join(cells, on),
+        cells.c.quantity,
+        *subsets,
+    )
+    columns = [
+        total([CODES[q]], b, by_quantity).label(f"{q}_{b}") for q in QUANTITY_CELLS for b in BOUNDS
+    ]
+    columns += [total(killed, b, by_quantity).label(f"ck_{b}") for b in BOUNDS]
+    for subset in SUBSETS:
+        inside = by_quantity.c.quantity.in_(killed) & (by_quantity.c[f"in__{subset}"] == 1)
+        columns += [
+            func.sum(case((inside, by_quantity.c[b]), else_=0)).label(f"ck_{subset}_{b}")
+            for b in BOUNDS
+        ]
+    columns.append(func.sum(by_quantity.c.akoff).label("akoff"))
+    quantities = (
+        select(by_quantity.c.is_total, by_quantity.c.gkey, *columns)
+        .group_by(by_quantity.c.is_total, by_quantity.c.gkey)
+        .subquery("quantities")
+    )
 
     # The sources behind each set of quantities: per group and source, whether it backs
     # the set (in one of the group's events that has figures for it); then counted.
@@ -822,28 +889,34 @@ def _group_totals(
     if group_by is not None:  # the total: every source backing a set in any group
         by_source = (
             select(
-                per_source.c.source_id, *(func.max(per_source.c[name]).label(name) for name in SETS)
+                per_source.c.source_id,
+                *(func.max(per_source.c[name]).label(name) for name in SETS),
             )
             .group_by(per_source.c.source_id)
             .subquery("by_source")
         )
         backed.append(select(ONE, null(), *counted(by_source)))
-    sums_of = union_all(*sums).subquery("sums")
     backed_of = union_all(*backed).subquery("backed")
-    statement = select(
-        sums_of, *(c for c in backed_of.c if c.name not in ("is_total", "gkey"))
-    ).outerjoin(
-        backed_of,
-        and_(
-            backed_of.c.is_total == sums_of.c.is_total,
-            backed_of.c.gkey.is_not_distinct_from(sums_of.c.gkey),
-        ),
+
+    def same_group(other):
+        return and_(
+            other.c.is_total == sums.c.is_total, other.c.gkey.is_not_distinct_from(sums.c.gkey)
+        )
+
+    statement = (
+        select(
+            sums,
+            *(c for c in quantities.c if c.name not in ("is_total", "gkey")),
+            *(c for c in backed_of.c if c.name not in ("is_total", "gkey")),
+        )
+        .outerjoin(quantities, same_group(quantities))
+        .outerjoin(backed_of, same_group(backed_of))
     )
     with _without_jit(session):
         rows = session.execute(statement).mappings().all()
     regions = _regions(session, conditions, group_by, context)
     out: dict[tuple[int, Any], _Totals] = {}
-    names = ["n_events", *(c.name for c in summed)]
+    names = [c.name for c in (*sums.c, *quantities.c) if c.name not in ("is_total", "gkey")]
     for row in sorted(rows, key=lambda row: int(row["is_total"])):  # the groups first
         is_total = int(row["is_total"])
         if group_by is None:
@@ -851,7 +924,7 @@ def _group_totals(
                 continue  # all events are the one group
             is_total = 1
         key = (is_total, _python_key(group_by, row["gkey"]))
-        if is_total and not by_force and group_by is not None:
+        if is_total and keyed:
             added = {name: sum(t.sums[name] for t in out.values()) for name in names}
         else:
             added = {name: int(row[name] or 0) for name in names}
