@@ -5,14 +5,17 @@ How a figure is made, in three steps, each over all the events in scope at once:
 1. Cells. For each event and each (affiliation, outcome, caused_by) cell: n, the live victim
    records, and r1…rk, the live casualty counts sources report. low = max(n, min r),
    high = max(n, max r), best = max(n, lower median r); without counts all three are n.
-   Two queries (victims grouped in the database, the counts as rows) feed pandas.
-2. Quantities per event, by adding cells: civilians killed by the state (civilian, non-state
-   armed and unknown affiliations, caused_by = state), civilians injured, agents killed and
-   injured (any cause; agents recorded as off duty are taken out and reported apart), people
+2. Quantities, by adding cells: civilians killed by the state (civilian, non-state armed and
+   unknown affiliations, caused_by = state), civilians injured, agents killed and injured
+   (any cause; agents recorded as off duty are taken out and reported apart), people
    detained by the state.
 3. Groups add their events' low, best and high; ratios divide them, a ratio's low being the
    numerator's low over the denominator's high and its high the reverse. A zero denominator
    gives no number but a reason.
+
+Steps 1-3 up to the sums run in one SQL statement (_group_totals): the database adds up each
+group's cells, events and flags and counts the distinct sources behind each figure, and
+Python receives one row per group, then divides.
 
 Only verified events count unless drafts are asked for (and the reader may see them); what a
 reader may see is decided by `access.visible`, so anonymous readers get published events
@@ -22,14 +25,30 @@ only. Restricted victims and sources count, as numbers, without being identified
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 from flask import current_app, has_app_context
 from marshmallow import ValidationError
-from sqlalchemy import Integer, and_, case, cast, func, literal, null, select
+from sqlalchemy import (
+    Integer,
+    and_,
+    case,
+    cast,
+    exists,
+    extract,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from . import access, records
@@ -269,16 +288,27 @@ QUANTITY_CELLS = {
 CK_PARTS = ("ck_civilian", "ck_nsa", "ck_unknown")
 QUANTITIES = (*QUANTITY_CELLS, "ck", "akoff")
 BOUNDS = ("low", "best", "high")
+# In SQL a base quantity is an integer (cheaper to compare than its name), a power of 16, so
+# that the codes of an event's cells add up to what quantities it has figures for: a
+# quantity has at most 12 cells (4 affiliations x 3 causes), so its hex digit never
+# overflows. 0 stands for "whatever the event has figures for" (an event's own citations).
+CODES = {name: 16**i for i, name in enumerate(QUANTITY_CELLS)}
+ANY_QUANTITY = 0
+
+
+def _has_any(mask, codes: Iterable[int]):
+    """Whether a sum of cell codes holds any of the quantities `codes` (SQL, boolean)."""
+    return mask.op("&")(sum(15 * code for code in codes)) != 0
 
 
 def _quantity_case(affiliation, outcome, caused_by):
-    """The base quantity a cell belongs to, as a SQL expression (NULL: none)."""
+    """The code of the base quantity a cell belongs to, as a SQL expression (NULL: none)."""
     whens = []
     for name, (affiliations, out, cause) in QUANTITY_CELLS.items():
         condition = and_(affiliation.in_(affiliations), outcome == out)
         if cause is not None:
             condition = and_(condition, caused_by == cause)
-        whens.append((condition, literal(name)))
+        whens.append((condition, literal_column(str(CODES[name]), Integer)))
     return case(*whens, else_=None)
 
 
@@ -287,10 +317,11 @@ def _greater(a, b):
     return case((a > b, a), else_=b)
 
 
-def _event_quantities(events):
-    """Per event, each base quantity's low, best and high and whether anything speaks to it
-    (`has_<q>`), and the agents killed off duty: the cell rule of DOMAIN.md section 4, in
-    one SQL statement that both databases run.
+def _cells(events):
+    """Per event in `events` and (affiliation, outcome, caused_by) cell that makes up a base
+    quantity: its quantity's code and its low, best and high by the cell rule of DOMAIN.md
+    section 4, and the agents killed off duty in it (event_id, quantity, low, best, high,
+    akoff), as a SELECT both databases run.
 
     A cell's figures: n victim records (`off` of them agents off duty) and the counts, ranked
     so that the lower median is the ((k + 1) / 2)th of k, in integer division.
@@ -343,48 +374,41 @@ def _event_quantities(events):
         func.max(ranked.c["count"]).label("r_max"),
     ).group_by(*ranked_cell)
     both = victims.union_all(reported).subquery("both")
-    cells = (
-        select(
-            *(both.c[c] for c in cell),
-            func.sum(both.c.n).label("n"),
-            func.sum(both.c.off).label("off"),
-            func.max(both.c.r_min).label("r_min"),
-            func.max(both.c.r_median).label("r_median"),
-            func.max(both.c.r_max).label("r_max"),
-        )
-        .group_by(*(both.c[c] for c in cell))
-        .subquery("cells")
-    )
-    agent = cells.c.affiliation == "state_agent"
+    agent = both.c.affiliation == "state_agent"
+    n, off = func.sum(both.c.n), func.sum(both.c.off)
     # Agents recorded as off duty leave the agents' cells and are reported apart.
-    less = case((agent, cells.c.off), else_=0)
-    # Each cell's quantity and bounds, computed once per cell (not once per output column).
-    ranged = select(
-        cells.c.event_id,
-        _quantity_case(cells.c.affiliation, cells.c.outcome, cells.c.caused_by).label("quantity"),
-        *(
-            (
-                case(
-                    (cells.c[column].is_(None), cells.c.n),
-                    else_=_greater(cells.c.n, cells.c[column]),
-                )
-                - less
-            ).label(bound)
-            for bound, column in (("low", "r_min"), ("best", "r_median"), ("high", "r_max"))
-        ),
-        case((and_(agent, cells.c.outcome == "killed"), cells.c.off), else_=0).label("akoff"),
-    ).subquery("ranged")
-    columns = []
-    for name in QUANTITY_CELLS:
-        for bound in BOUNDS:
-            columns.append(
-                func.coalesce(
-                    func.sum(case((ranged.c.quantity == name, ranged.c[bound]), else_=0)), 0
-                ).label(f"{name}_{bound}")
-            )
-        columns.append(func.max(case((ranged.c.quantity == name, 1), else_=0)).label(f"has_{name}"))
-    columns.append(func.sum(ranged.c.akoff).label("akoff"))
-    return select(ranged.c.event_id, *columns).group_by(ranged.c.event_id).subquery("quantities")
+    less = case((agent, off), else_=0)
+
+    def bound(reported):
+        return case((reported.is_(None), n), else_=_greater(n, reported)) - less
+
+    # One row per cell, with its quantity and bounds: computed here, once per cell, as
+    # expressions of the cell's group (a plain subquery over it would be merged into the
+    # query above and its expressions repeated for every column that uses them).
+    return select(
+        both.c.event_id,
+        _quantity_case(both.c.affiliation, both.c.outcome, both.c.caused_by).label("quantity"),
+        bound(func.max(both.c.r_min)).label("low"),
+        bound(func.max(both.c.r_median)).label("best"),
+        bound(func.max(both.c.r_max)).label("high"),
+        case((and_(agent, both.c.outcome == "killed"), off), else_=0).label("akoff"),
+    ).group_by(*(both.c[c] for c in cell))
+
+
+def _event_quantities(events):
+    """Per event, each base quantity's low, best and high and the agents killed off duty."""
+    cells = _cells(events).subquery("cells")
+
+    def total(codes, column):
+        return func.sum(case((cells.c.quantity.in_(codes), cells.c[column]), else_=0))
+
+    columns = [
+        total([CODES[name]], b).label(f"{name}_{b}") for name in QUANTITY_CELLS for b in BOUNDS
+    ]
+    # Civilians killed by the state: the three affiliations together.
+    columns += [total([CODES[p] for p in CK_PARTS], b).label(f"ck_{b}") for b in BOUNDS]
+    columns.append(func.sum(cells.c.akoff).label("akoff"))
+    return select(cells.c.event_id, *columns).group_by(cells.c.event_id).subquery("quantities")
 
 
 EVENT_COLUMNS = (
@@ -403,7 +427,6 @@ EVENT_COLUMNS = (
 )
 
 
-DETAILS = ("title", "latitude", "longitude")
 PLACE_COLUMNS = ("country", "admin1", "admin2", "latitude", "longitude")
 
 
@@ -422,19 +445,15 @@ def _frame(rows: list, columns: Iterable[str]) -> pd.DataFrame:
     )
 
 
-def _per_event(
-    session: Session, user: User | None, query: Query, details: bool = True
-) -> pd.DataFrame:
-    """One row per event in scope: its place, date and every quantity's low, best and high,
-    plus `has_<q>`: whether any victim record or count speaks to that quantity. Without
-    `details`, the title and coordinates (which no indicator needs) are left out."""
+def _per_event(session: Session, user: User | None, query: Query) -> pd.DataFrame:
+    """One row per event in scope: its place, date and every quantity's low, best and high."""
     conditions = _event_conditions(user, query)
     quantities = _event_quantities(select(Event.id).where(*conditions))
-    figures = [c for c in quantities.c if c.name != "event_id"]
-    names = [c for c in EVENT_COLUMNS if details or c not in DETAILS]
+    figures = [quantities.c[f"{q}_{b}"] for q in EVENT_COLUMN_NAMES if q != "akoff" for b in BOUNDS]
+    figures.append(quantities.c.akoff)
     rows = session.execute(
         select(
-            *(_event_column(c) for c in names),
+            *(_event_column(c) for c in EVENT_COLUMNS),
             *(func.coalesce(c, 0) for c in figures),
         )
         .outerjoin(Place, Place.id == Event.place_id)
@@ -442,21 +461,15 @@ def _per_event(
         .where(*conditions)
         .order_by(Event.id)
     ).all()
-    frame = _frame(rows, (*names, *(c.name for c in figures)))
+    frame = _frame(rows, (*EVENT_COLUMNS, *(c.name for c in figures)))
     for c in figures:
         frame[c.name] = frame[c.name].astype("int64")
-        if c.name.startswith("has_"):
-            frame[c.name] = frame[c.name] > 0
     for column in ("event_id", "agents_deployed", "operation_id", "place_id"):
         frame[column] = frame[column].astype("Int64")
     for column in ("latitude", "longitude"):
-        if column in frame:
-            frame[column] = frame[column].astype("Float64")
+        frame[column] = frame[column].astype("Float64")
     for bound in BOUNDS:
-        frame[f"ck_{bound}"] = sum(frame[f"{p}_{bound}"] for p in CK_PARTS)
         frame[f"akoff_{bound}"] = frame["akoff"]
-    frame["has_ck"] = frame[[f"has_{p}" for p in CK_PARTS]].any(axis=1)
-    frame["has_akoff"] = frame["akoff"] > 0
     return frame.drop(columns=["akoff"])
 
 
@@ -495,13 +508,13 @@ def event_figures(session: Session, user: User | None, query: Query) -> pd.DataF
     return frame[keep].rename(columns=renamed)
 
 
-# --- Step 3: groups and indicators -----------------------------------------------------------
+# --- Step 3: groups, added up in the database ------------------------------------------------
 
 
-def _sources(session: Session, user: User | None, events) -> pd.DataFrame:
+def _backing(user: User | None, events):
     """(event_id, quantity, source_id) for every source the reader may see that backs an
     event's figures: its counts (per quantity), its victims' citations (per quantity) and the
-    event's own citations (quantity '*': behind whatever the event has figures for)."""
+    event's own citations (ANY_QUANTITY: behind whatever the event has figures for)."""
     usable = select(Source.id).where(access.source_usable(user))
     c_quantity = _quantity_case(
         CasualtyCount.affiliation, CasualtyCount.outcome, CasualtyCount.caused_by
@@ -527,17 +540,13 @@ def _sources(session: Session, user: User | None, events) -> pd.DataFrame:
         )
     )
     events_cited = select(
-        Citation.event_id, literal("*").label("quantity"), Citation.source_id
+        Citation.event_id, literal_column(str(ANY_QUANTITY), Integer), Citation.source_id
     ).where(
         Citation.deleted_at.is_(None),
         Citation.event_id.in_(events),
         Citation.source_id.in_(usable),
     )
-    rows = session.execute(counted.union(victims_cited, events_cited)).all()
-    frame = _frame(rows, ("event_id", "quantity", "source_id"))
-    # Off-duty agents are cited as victims of the agents' cells; ck is the sum of its parts.
-    parts = frame[frame["quantity"].isin(CK_PARTS)].assign(quantity="ck")
-    return pd.concat([frame, parts], ignore_index=True).drop_duplicates()
+    return union_all(counted, victims_cited, events_cited).subquery("backing")
 
 
 @dataclass
@@ -594,84 +603,426 @@ BEHIND = {
 # Figures over part of a group's events: those giving agents deployed, those with a place
 # and a year (for context figures).
 SUBSETS = ("deployed", "placed")
-SUMMED = (*QUANTITIES, "ck")
 
 
-def _prepare(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per-event columns that a group adds up to compute every indicator."""
-    f = frame
-    out = pd.DataFrame({"event_id": f["event_id"], "n_events": 1})
-    for quantity in dict.fromkeys(SUMMED):
-        for b in BOUNDS:
-            out[f"{quantity}_{b}"] = f[f"{quantity}_{b}"]
-    for name, quantities in BEHIND.items():
-        out[f"has__{name}"] = f[[f"has_{q}" for q in quantities]].any(axis=1)
-    for b in BOUNDS:
-        out[f"kills_{b}"] = f[f"ck_{b}"] > 0
-    out["one_sided_low"] = (f["ck_low"] > 0) & (f["ak_high"] == 0) & (f["ai_high"] == 0)
-    out["one_sided_best"] = (f["ck_best"] > 0) & (f["ak_best"] == 0) & (f["ai_best"] == 0)
-    out["one_sided_high"] = (f["ck_high"] > 0) & (f["ak_low"] == 0) & (f["ai_low"] == 0)
-    deployed = pd.to_numeric(f["agents_deployed"], errors="coerce").fillna(0)
-    given = deployed > 0
-    placed = f["admin1"].notna() & f["start_date"].notna()
-    for subset, inside in (("deployed", given), ("placed", placed)):
-        out[f"in__{subset}"] = inside
-        out[f"has__{subset}"] = inside & f["has_ck"]
-        for b in BOUNDS:
-            out[f"ck_{subset}_{b}"] = f[f"ck_{b}"].where(inside, 0)
-    out["agents_deployed"] = deployed.where(given, 0)
-    return out
+# Every set of quantities whose events and sources a group counts: those of BEHIND, and
+# civilians killed by the state over each subset of events.
+SETS = {**BEHIND, **{subset: ("ck",) for subset in SUBSETS}}
 
 
-NO_KEY = "\x00none"  # stands for "no group" (no operation, no place…) while grouping
+def _reported_as(quantities: Iterable[str]) -> list[int]:
+    """The codes of the backing rows that speak to `quantities`: civilians killed by the
+    state are reported in their three parts, agents killed off duty in the agents' cells
+    (only the event's citations back them), and an event's own citations back whatever the
+    event has figures for."""
+    names: list[str] = []
+    for quantity in quantities:
+        names.extend(CK_PARTS if quantity == "ck" else (quantity,))
+    return [ANY_QUANTITY, *(CODES[name] for name in dict.fromkeys(names) if name in CODES)]
+
+
+def _per_event_columns(base) -> list:
+    """What each event adds to its groups besides its quantities (`base`: one row per event
+    in scope with its cells' `mask`, `akoff`, civilians killed `ck_<bound>` and agents killed
+    or injured `agents_<bound>`, NULL where it has no figures): which sets of quantities it
+    has figures for, whether the state killed civilians there and whether one-sidedly (no
+    agent killed or injured: at the low end by the most agents any source reports, at the
+    high end by the fewest), and the subsets of events it is in: those giving the agents
+    deployed, those with a place and a year."""
+    c = base.c
+
+    def flag(condition):
+        return case((condition, 1), else_=0)
+
+    def has(quantities):
+        if quantities == ("akoff",):
+            return c.akoff > 0
+        return _has_any(c.mask, [q for q in _reported_as(quantities) if q != ANY_QUANTITY])
+
+    columns = [c.event_id, c.deployed.label("agents_deployed")]
+    columns += [flag(has(qs)).label(f"has__{name}") for name, qs in BEHIND.items()]
+    columns += [flag(c[f"ck_{b}"] > 0).label(f"kills_{b}") for b in BOUNDS]
+    for b, agents in (("low", "high"), ("best", "best"), ("high", "low")):
+        one_sided = and_(c[f"ck_{b}"] > 0, c[f"agents_{agents}"] == 0)
+        columns.append(flag(one_sided).label(f"one_sided_{b}"))
+    for subset, inside in (("deployed", c.deployed > 0), ("placed", c.placed == 1)):
+        columns.append(flag(inside).label(f"in__{subset}"))
+        columns.append(flag(and_(inside, has(("ck",)))).label(f"has__{subset}"))
+    return columns
+
+
+def _group_key(group_by: str):
+    """An event's group as a SQL expression over events and places (forces: _members).
+    A month is year × 100 + month, of events dated to the day or the month."""
+    if group_by == "operation":
+        return Event.operation_id
+    if group_by in ("admin1", "admin2"):
+        return getattr(Place, group_by)
+    year = extract("year", Event.start_date)
+    if group_by == "year":
+        return year
+    to_the_month = or_(Event.date_precision.in_(("day", "month")), Event.date_precision.is_(None))
+    return case(
+        (
+            and_(Event.start_date.is_not(None), to_the_month),
+            year * 100 + extract("month", Event.start_date),
+        ),
+        else_=None,
+    )
+
+
+ZERO, ONE = literal_column("0", Integer), literal_column("1", Integer)
+
+
+def _member(event_id, is_total, gkey) -> tuple:
+    return event_id.label("event_id"), is_total.label("is_total"), gkey.label("gkey")
+
+
+def _members(group_by: str | None, conditions: list, total: bool = True):
+    """(event_id, is_total, gkey): each event in scope in its group (gkey NULL: in none), by
+    force in several (the forces named on it, or failing that its operation's), and with
+    `total` once more in the total (is_total 1)."""
+    parts = []
+    if group_by == "actor":
+        named = exists().where(EventActor.event_id == Event.id, EventActor.role.in_(FORCE_ROLES))
+        inherited = exists().where(OperationActor.operation_id == Event.operation_id)
+        parts += [
+            select(*_member(EventActor.event_id, ZERO, EventActor.actor_id))
+            .join(Event, Event.id == EventActor.event_id)
+            .where(EventActor.role.in_(FORCE_ROLES), *conditions)
+            .distinct(),
+            select(*_member(Event.id, ZERO, OperationActor.actor_id))
+            .join(OperationActor, OperationActor.operation_id == Event.operation_id)
+            .where(~named, *conditions)
+            .distinct(),
+            select(*_member(Event.id, ZERO, cast(null(), Integer))).where(
+                ~named, ~inherited, *conditions
+            ),
+        ]
+    elif group_by is not None:
+        keyed = select(*_member(Event.id, ZERO, _group_key(group_by)))
+        if group_by in ("admin1", "admin2"):
+            keyed = keyed.outerjoin(Place, Place.id == Event.place_id)
+        parts.append(keyed.where(*conditions))
+    if total:
+        parts.append(select(*_member(Event.id, ONE, null())).where(*conditions))
+    return parts[0] if len(parts) == 1 else union_all(*parts)
 
 
 @dataclass
 class _Totals:
-    """What one group adds up to: sums of the prepared columns, distinct sources behind each
-    set of quantities, the region-years of its events and the sources of those events."""
+    """What one group adds up to: sums of its events' per-event columns, the distinct
+    sources behind each set of quantities, the region-years of its placed events, and which
+    sources of context figures are among the sources of those events."""
 
-    sums: pd.Series
+    sums: Mapping[str, int]
     sources: Mapping[str, int]
-    regions: set
-    placed_sources: set
+    regions: set = field(default_factory=set)
+    placed_context: set = field(default_factory=set)
 
 
-def _totals(
-    prepared: pd.DataFrame,
-    sources: pd.DataFrame,
-    members: pd.DataFrame,
-    regions: pd.Series,
-) -> dict[Any, _Totals]:
-    members = members.assign(
-        gkey=members["key"].astype(object).where(members["key"].notna(), NO_KEY)
-    )
-    joined = members[["event_id", "gkey"]].merge(prepared, on="event_id")
-    numeric = joined.drop(columns=["event_id"]).groupby("gkey", sort=False).sum()
-    sets = (*BEHIND.items(), *((s, ("ck",)) for s in SUBSETS))
-    flags = [f"has__{name}" for name, _ in sets]
-    backed = sources.merge(joined[["event_id", "gkey", *flags]], on="event_id")
-    counts: dict[str, pd.Series] = {}
-    for (name, quantities), flag in zip(sets, flags, strict=True):
-        rows = backed[backed[flag] & backed["quantity"].isin((*quantities, "*"))]
-        if name == "placed":
-            placed_sources = rows.groupby("gkey")["source_id"].agg(set)
-        counts[name] = rows.groupby("gkey")["source_id"].nunique()
-    region_sets = (
-        members[["event_id", "gkey"]]
-        .merge(regions.rename("region").reset_index(), on="event_id")
-        .groupby("gkey")["region"]
-        .agg(set)
-    )
-    return {
-        key: _Totals(
-            numeric.loc[key],
-            {name: int(c.get(key, 0)) for name, c in counts.items()},
-            region_sets.get(key, set()),
-            placed_sources.get(key, set()),
+def _group_totals(
+    session: Session,
+    user: User | None,
+    conditions: list,
+    group_by: str | None,
+    context: _Context,
+) -> dict[tuple[int, Any], _Totals]:
+    """Every group's totals and the total's, keyed (0, group key) and (1, None), from one
+    statement: the database adds up the events' cells and flags per group and counts the
+    distinct sources behind them, so one row per group comes back."""
+    events = select(Event.id).where(*conditions)
+    cells = _cells(events).cte("cells")
+    killed = [CODES[p] for p in CK_PARTS]
+
+    def total(codes, column, rows=cells):
+        return func.sum(case((rows.c.quantity.in_(codes), rows.c[column]), else_=0))
+
+    # What decides an event's flags: which quantities its cells make up, and its civilians
+    # killed and agents killed or injured by the state.
+    figures = (
+        select(
+            cells.c.event_id,
+            func.sum(cells.c.quantity).label("mask"),
+            func.sum(cells.c.akoff).label("akoff"),
+            *(total(killed, b).label(f"ck_{b}") for b in BOUNDS),
+            *(total([CODES["ak"], CODES["ai"]], b).label(f"agents_{b}") for b in BOUNDS),
         )
-        for key in numeric.index
-    }
+        .group_by(cells.c.event_id)
+        .subquery("figures")
+    )
+    # Groups given by the event itself are worked out with its flags; by force, an event
+    # is in several (_members). Without grouping, all events are one group: the total.
+    by_force = group_by == "actor"
+    keyed = group_by is not None and not by_force
+    base = (
+        select(
+            Event.id.label("event_id"),
+            *([_group_key(group_by).label("gkey")] if keyed else []),
+            case((Event.agents_deployed > 0, Event.agents_deployed), else_=0).label("deployed"),
+            case(
+                (and_(Place.admin1.is_not(None), Event.start_date.is_not(None)), 1), else_=0
+            ).label("placed"),
+            *(c for c in figures.c if c.name != "event_id"),
+        )
+        .outerjoin(Place, Place.id == Event.place_id)
+        .outerjoin(figures, figures.c.event_id == Event.id)
+        .where(*conditions)
+        .subquery("base")
+    )
+    per_event = select(*([base.c.gkey] if keyed else []), *_per_event_columns(base)).cte(
+        "per_event"
+    )
+    in_groups = per_event
+    key = per_event.c.gkey if keyed else null()
+    if by_force:
+        members = _members(group_by, conditions, total=False).cte("members")
+        in_groups = per_event.join(members, members.c.event_id == per_event.c.event_id)
+        key = members.c.gkey
+    grouping = [] if group_by is None else [key]
+
+    def groups_and_total(columns, in_groups, everything, *grouping_too):
+        """`columns` over each group's rows and over all rows (is_total 1): by force, an
+        event in several groups counts once in the total; else the total adds up the groups
+        (in Python) and NULLs stand for it."""
+        parts = [
+            select(ZERO.label("is_total"), key.label("gkey"), *columns)
+            .select_from(in_groups)
+            .group_by(*grouping, *grouping_too)
+        ]
+        if by_force:
+            parts.append(
+                select(ONE, null(), *columns).select_from(everything).group_by(*grouping_too)
+            )
+        elif not grouping_too:
+            parts.append(select(ONE, null(), *(null() for _ in columns)))
+        return union_all(*parts).subquery()
+
+    # Events and flags, added up per group.
+    flags = [c for c in per_event.c if c.name not in ("event_id", "gkey")]
+    sums = groups_and_total(
+        [func.count().label("n_events"), *(func.sum(c).label(c.name) for c in flags)],
+        in_groups,
+        per_event,
+    )
+    # Quantities: the cells added up per group, quantity and subset of events; then one
+    # column each.
+    subsets = (per_event.c.in__deployed, per_event.c.in__placed)
+    amounts = [
+        cells.c.quantity,
+        *subsets,
+        *(func.sum(cells.c[b]).label(b) for b in (*BOUNDS, "akoff")),
+    ]
+    on = cells.c.event_id == per_event.c.event_id
+    by_quantity = groups_and_total(
+        amounts,
+        in_groups.join(cells, on),
+        per_event.join(cells, on),
+        cells.c.quantity,
+        *subsets,
+    )
+    columns = [
+        total([CODES[q]], b, by_quantity).label(f"{q}_{b}") for q in QUANTITY_CELLS for b in BOUNDS
+    ]
+    columns += [total(killed, b, by_quantity).label(f"ck_{b}") for b in BOUNDS]
+    for subset in SUBSETS:
+        inside = by_quantity.c.quantity.in_(killed) & (by_quantity.c[f"in__{subset}"] == 1)
+        columns += [
+            func.sum(case((inside, by_quantity.c[b]), else_=0)).label(f"ck_{subset}_{b}")
+            for b in BOUNDS
+        ]
+    columns.append(func.sum(by_quantity.c.akoff).label("akoff"))
+    quantities = (
+        select(by_quantity.c.is_total, by_quantity.c.gkey, *columns)
+        .group_by(by_quantity.c.is_total, by_quantity.c.gkey)
+        .subquery("quantities")
+    )
+
+    # The sources behind each set of quantities: per group and source, whether it backs
+    # the set (in one of the group's events that has figures for it); then counted.
+    backing = _backing(user, events)
+    per_source = (
+        select(
+            key.label("gkey"),
+            backing.c.source_id,
+            *(
+                func.max(
+                    case(
+                        (
+                            and_(
+                                per_event.c[f"has__{name}"] == 1,
+                                backing.c.quantity.in_(_reported_as(quantities_of)),
+                            ),
+                            1,
+                        ),
+                        else_=0,
+                    )
+                ).label(name)
+                for name, quantities_of in SETS.items()
+            ),
+        )
+        .select_from(in_groups.join(backing, backing.c.event_id == per_event.c.event_id))
+        .group_by(*grouping, backing.c.source_id)
+        .cte("per_source")
+    )
+    context_sources = sorted(context.sources)
+
+    def counted(rows):
+        """The distinct sources backing each set, and which sources of context figures back
+        the events with a place and a year."""
+        return [
+            *(func.sum(rows.c[name]).label(f"sources__{name}") for name in SETS),
+            *(
+                func.max(
+                    case((and_(rows.c.placed == 1, rows.c.source_id == source), 1), else_=0)
+                ).label(f"context__{i}")
+                for i, source in enumerate(context_sources)
+            ),
+        ]
+
+    source_key = null() if group_by is None else per_source.c.gkey
+    backed = [
+        select(ZERO.label("is_total"), source_key.label("gkey"), *counted(per_source)).group_by(
+            *([] if group_by is None else [source_key])
+        )
+    ]
+    if group_by is not None:  # the total: every source backing a set in any group
+        by_source = (
+            select(
+                per_source.c.source_id,
+                *(func.max(per_source.c[name]).label(name) for name in SETS),
+            )
+            .group_by(per_source.c.source_id)
+            .subquery("by_source")
+        )
+        backed.append(select(ONE, null(), *counted(by_source)))
+    backed_of = union_all(*backed).subquery("backed")
+
+    def same_group(other):
+        return and_(
+            other.c.is_total == sums.c.is_total, other.c.gkey.is_not_distinct_from(sums.c.gkey)
+        )
+
+    statement = (
+        select(
+            sums,
+            *(c for c in quantities.c if c.name not in ("is_total", "gkey")),
+            *(c for c in backed_of.c if c.name not in ("is_total", "gkey")),
+        )
+        .outerjoin(quantities, same_group(quantities))
+        .outerjoin(backed_of, same_group(backed_of))
+    )
+    with _without_jit(session):
+        rows = session.execute(statement).mappings().all()
+    regions = _regions(session, conditions, group_by, context)
+    out: dict[tuple[int, Any], _Totals] = {}
+    names = [c.name for c in (*sums.c, *quantities.c) if c.name not in ("is_total", "gkey")]
+    for row in sorted(rows, key=lambda row: int(row["is_total"])):  # the groups first
+        is_total = int(row["is_total"])
+        if group_by is None:
+            if is_total:
+                continue  # all events are the one group
+            is_total = 1
+        key = (is_total, _python_key(group_by, row["gkey"]))
+        if is_total and keyed:
+            added = {name: sum(t.sums[name] for t in out.values()) for name in names}
+        else:
+            added = {name: int(row[name] or 0) for name in names}
+        if not added["n_events"]:
+            continue  # no event in scope
+        for b in BOUNDS:
+            added[f"akoff_{b}"] = added["akoff"]
+        out[key] = _Totals(
+            added,
+            {name: int(row[f"sources__{name}"] or 0) for name in SETS},
+            regions.get(key, set()),
+            {s for i, s in enumerate(context_sources) if row[f"context__{i}"]},
+        )
+    return out
+
+
+@contextmanager
+def _without_jit(session: Session):
+    """PostgreSQL compiles a statement as wide as these to machine code when it expects it
+    to be costly, which takes seconds, far longer than running it; not for this statement.
+    (SET LOCAL lasts to the end of the transaction, so the setting is put back after.)"""
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    previous = session.execute(select(func.current_setting("jit"))).scalar()
+    session.execute(select(func.set_config("jit", "off", True)))
+    yield
+    session.execute(select(func.set_config("jit", previous, True)))
+
+
+def _python_key(group_by: str | None, value: Any) -> Any:
+    """A group key from the database as the answer gives it: ids and years as integers, a
+    month as '2015-07', a place's name as it is."""
+    if value is None or group_by in ("admin1", "admin2"):
+        return value
+    if group_by == "month":
+        return dt.date(int(value) // 100, int(value) % 100, 1).strftime("%Y-%m")
+    return int(value)
+
+
+def _regions(
+    session: Session, conditions: list, group_by: str | None, context: _Context
+) -> dict[tuple[int, Any], set]:
+    """The region-year keys (_Context) of each group's events with a place and a year, and of
+    the total's; remembers on `context` a readable name for each key."""
+    level = context.level
+    places = [Place.country, Place.admin1, *([Place.admin2] if level == "admin2" else [])]
+    year = extract("year", Event.start_date)
+    placed = (Place.admin1.is_not(None), Event.start_date.is_not(None))
+    if group_by == "actor":
+        members = _members(group_by, conditions, total=False).subquery("members")
+        keys = [members.c.is_total, members.c.gkey]
+        statement = (
+            select(*keys, *places, year, func.max(Event.id))
+            .select_from(
+                members.join(Event, Event.id == members.c.event_id).join(
+                    Place, Place.id == Event.place_id
+                )
+            )
+            .where(*placed)
+            .group_by(*keys, *places, year)
+        )
+    else:  # without grouping, the total's
+        keys = [] if group_by is None else [_group_key(group_by)]
+        statement = (
+            select(ONE if group_by is None else ZERO, *(keys or [null()]), *places, year)
+            .add_columns(func.max(Event.id))
+            .select_from(Event)
+            .join(Place, Place.id == Event.place_id)
+            .where(*placed, *conditions)
+            .group_by(*keys, *places, year)
+        )
+    out: dict[tuple[int, Any], set] = {}
+    regions: dict[tuple, str] = {}  # (country, admin1[, admin2], year) as written: its key
+    latest: dict[tuple, int] = {}  # the same: the last event written so
+    keys: dict[Any, tuple[int, Any]] = {}
+    for is_total, gkey, *written, last_event in session.execute(statement):
+        written = tuple(written)
+        region = regions.get(written)
+        if region is None:
+            admin2 = written[2] if level == "admin2" else None
+            region = regions[written] = context._key(written[0], written[1], admin2, written[-1])
+        key = keys.get((is_total, gkey))
+        if key is None:
+            key = keys[is_total, gkey] = (int(is_total), _python_key(group_by, gkey))
+        out.setdefault(key, set()).add(region)
+        latest[written] = max(latest.get(written, 0), last_event)
+    if group_by is not None:  # every event in scope is in some group
+        out[1, None] = set(regions.values())
+    # The name shown for a region: as written on its latest event.
+    names: dict[str, tuple[int, str]] = {}
+    for written, region in regions.items():
+        admin1, year = written[1], int(written[-1])
+        name = admin1 if level != "admin2" else f"{written[2] or ''}, {admin1}".lstrip(", ")
+        if region not in names or names[region][0] < latest[written]:
+            names[region] = (latest[written], f"{name} {year}")
+    context.names = {region: name for region, (_, name) in names.items()}
+    return out
 
 
 class _Group:
@@ -821,7 +1172,8 @@ class _Group:
             return self.entry(key, empty, f"no {label} figure for {shown}", placed, 0)
         values = ratio(self.total("ck_placed"), Range(total, total, total), factor)
         reason = None if values["best"] is not None else f"the {label} figures are zero"
-        sources = len(self.totals.placed_sources | figure_sources)
+        # The events' sources and the figures' sources, each counted once.
+        sources = self.totals.sources["placed"] + len(figure_sources - self.totals.placed_context)
         return self.entry(key, values, reason, placed, sources)
 
 
@@ -832,6 +1184,7 @@ class _Context:
         self.level = level
         self.figures: dict[str, dict[str, tuple[int, int]]] = {}
         self.names: dict[str, str] = {}
+        self.sources: set[int] = set()  # of the figures
         try:
             from .models import ContextFigure
         except ImportError:  # the resource is not in this version's models
@@ -850,6 +1203,7 @@ class _Context:
         for country, admin1, admin2, year, population, homicides, source_id in rows:
             key = self._key(country, admin1, admin2, year)
             entry = self.figures.setdefault(key, {})
+            self.sources.add(source_id)
             if population is not None:
                 entry["population"] = (int(population), source_id)
             if homicides is not None:
@@ -862,34 +1216,6 @@ class _Context:
     def _key(self, country, admin1, admin2, year) -> str:
         parts = ((country or "").upper(), self._fold(admin1), self._fold(admin2), str(int(year)))
         return "|".join(parts)
-
-    def regions(self, frame: pd.DataFrame) -> pd.Series:
-        """Each placed and dated event's region-year key, indexed by event id; remembers a
-        readable name for each key, to say which figure is missing."""
-        placed = frame[frame["admin1"].notna() & frame["start_date"].notna()]
-        if placed.empty:
-            return pd.Series([], dtype=object, index=pd.Index([], name="event_id"))
-        year = placed["start_date"].map(lambda d: str(d.year))
-        admin1 = placed["admin1"].astype(str)
-        fold = {"admin1": admin1.str.strip().str.casefold()}
-        names = admin1
-        if self.level == "admin2":
-            admin2 = placed["admin2"].fillna("").astype(str)
-            fold["admin2"] = admin2.str.strip().str.casefold()
-            names = (admin2 + ", " + admin1).str.lstrip(", ")
-        else:
-            fold["admin2"] = pd.Series("", index=placed.index)
-        keys = (
-            placed["country"].fillna("").astype(str).str.upper()
-            + "|"
-            + fold["admin1"]
-            + "|"
-            + fold["admin2"]
-            + "|"
-            + year
-        )
-        self.names = dict(zip(keys, names + " " + year, strict=True))
-        return pd.Series(keys.to_numpy(), index=pd.Index(placed["event_id"], name="event_id"))
 
     def lookup(self, key: str, figure: str) -> tuple[int, int] | None:
         return self.figures.get(key, {}).get(figure)
@@ -904,23 +1230,13 @@ def _answer(user: User | None, query: Query) -> dict[str, Any]:
 
 def _compute(
     session: Session, user: User | None, query: Query, group_by: str | None
-) -> tuple[dict[Any, _Group], _Group, pd.DataFrame]:
+) -> tuple[dict[Any, _Group], _Group]:
     """Every group's indicators and the total's, from one pass over the events in scope."""
     conditions = _event_conditions(user, query)
-    frame = _per_event(session, user, query, details=False)
-    sources = _sources(session, user, select(Event.id).where(*conditions))
     context = _Context(session, user, "admin2" if group_by == "admin2" else "admin1")
-    prepared = _prepare(frame)
-    regions = context.regions(frame)
-    everyone = pd.DataFrame({"event_id": frame["event_id"], "key": 0})
-    total = _totals(prepared, sources, everyone, regions).get(0)
-    groups: dict[Any, _Group] = {}
-    members = pd.DataFrame({"event_id": [], "key": []})
-    if group_by is not None:
-        members = _membership(session, frame, group_by, conditions)
-        for key, totals in _totals(prepared, sources, members, regions).items():
-            groups[None if key == NO_KEY else key] = _Group(totals, context)
-    return groups, _Group(total, context), members
+    totals = _group_totals(session, user, conditions, group_by, context)
+    total = _Group(totals.pop((1, None), None), context)
+    return {key: _Group(group, context) for (_, key), group in totals.items()}, total
 
 
 def operation_indicators(
@@ -929,80 +1245,24 @@ def operation_indicators(
     """One operation's indicators; NotFound when the reader may not see the operation."""
     records.get_record(session, user, RESOURCES["operations"], operation_id)
     query = Query({"operation_id": str(operation_id)}, include_drafts, None)
-    _, total, _ = _compute(session, user, query, None)
+    _, total = _compute(session, user, query, None)
     return {**_answer(user, query), "indicators": total.indicators()}
 
 
 def grouped(session: Session, user: User | None, query: Query) -> dict[str, Any]:
     """The indicators of each group (`query.group_by`) and of all events in scope together."""
     group_by = query.group_by or "operation"
-    groups, total, members = _compute(session, user, query, group_by)
-    answer = []
-    for key, label in _group_keys(session, members, group_by):
-        lookup = int(key) if isinstance(key, int) else key
-        answer.append({"key": key, "label": label, "indicators": groups[lookup].indicators()})
+    groups, total = _compute(session, user, query, group_by)
+    answer = [
+        {"key": key, "label": label, "indicators": groups[key].indicators()}
+        for key, label in _group_keys(session, list(groups), group_by)
+    ]
     return {
         **_answer(user, query),
         "group_by": group_by,
         "groups": answer,
         "total": total.indicators(),
     }
-
-
-def _membership(
-    session: Session, frame: pd.DataFrame, group_by: str, conditions: list
-) -> pd.DataFrame:
-    """(event_id, key): which group each event belongs to; by force, an event may be in
-    several (the forces named on it, or failing that its operation's)."""
-    if group_by == "operation":
-        keys = frame["operation_id"].astype("Int64")
-    elif group_by in ("admin1", "admin2"):
-        keys = frame[group_by]
-    elif group_by == "year":
-        keys = frame["start_date"].map(lambda d: d.year if d else None).astype("Int64")
-    elif group_by == "month":
-        keys = pd.Series(
-            [
-                d.strftime("%Y-%m") if d and p in ("day", "month", None) else None
-                for d, p in zip(frame["start_date"], frame["date_precision"], strict=True)
-            ],
-            index=frame.index,
-            dtype=object,
-        )
-    else:  # actor
-        return _forces(session, frame, conditions)
-    return pd.DataFrame({"event_id": frame["event_id"], "key": keys})
-
-
-def _forces(session: Session, frame: pd.DataFrame, conditions: list) -> pd.DataFrame:
-    ids = set(frame["event_id"])
-    named = pd.DataFrame(
-        session.execute(
-            select(EventActor.event_id, EventActor.actor_id)
-            .join(Event, Event.id == EventActor.event_id)
-            .where(EventActor.role.in_(FORCE_ROLES), *conditions)
-            .distinct()
-        ).all(),
-        columns=["event_id", "key"],
-    )
-    named = named[named["event_id"].isin(ids)]
-    without = frame[~frame["event_id"].isin(set(named["event_id"]))]
-    inherited = pd.DataFrame(
-        session.execute(
-            select(OperationActor.operation_id, OperationActor.actor_id).distinct()
-        ).all(),
-        columns=["operation_id", "key"],
-    ).drop_duplicates()
-    inherited = without[["event_id", "operation_id"]].merge(inherited, on="operation_id")
-    unassigned = without[~without["event_id"].isin(set(inherited["event_id"]))]
-    return pd.concat(
-        [
-            named,
-            inherited[["event_id", "key"]],
-            pd.DataFrame({"event_id": unassigned["event_id"], "key": None}),
-        ],
-        ignore_index=True,
-    ).astype({"key": "Int64"})
 
 
 NO_GROUP_LABELS = {
@@ -1015,26 +1275,27 @@ NO_GROUP_LABELS = {
 }
 
 
-def _group_keys(session: Session, members: pd.DataFrame, group_by: str) -> list[tuple]:
-    present = members["key"].dropna().unique().tolist()
-    keys: list[tuple] = []
+def _group_keys(session: Session, keys: Iterable, group_by: str) -> list[tuple]:
+    """(key, label) of each group, in the order shown: by name, year or month, and the events
+    in no group last."""
+    keys = list(keys)
+    present = [k for k in keys if k is not None]
+    ordered: list[tuple] = []
     if group_by in ("operation", "actor") and present:
         model = Operation if group_by == "operation" else Actor
         names = dict(
-            session.execute(
-                select(model.id, model.name).where(model.id.in_([int(k) for k in present]))
-            ).all()
+            session.execute(select(model.id, model.name).where(model.id.in_(present))).all()
         )
-        keys = sorted(((int(k), names.get(int(k), str(k))) for k in present), key=_by_label)
+        ordered = sorted(((k, names.get(k, str(k))) for k in present), key=_by_label)
     elif group_by == "year":
-        keys = [(int(k), str(int(k))) for k in sorted(present)]
+        ordered = [(k, str(k)) for k in sorted(present)]
     elif group_by == "month":
-        keys = [(k, k) for k in sorted(present)]
+        ordered = [(k, k) for k in sorted(present)]
     elif present:
-        keys = sorted(((k, k) for k in present), key=_by_label)
-    if members["key"].isna().any():
-        keys.append((None, NO_GROUP_LABELS[group_by]))
-    return keys
+        ordered = sorted(((k, k) for k in present), key=_by_label)
+    if None in keys:
+        ordered.append((None, NO_GROUP_LABELS[group_by]))
+    return ordered
 
 
 def _by_label(item: tuple) -> tuple:

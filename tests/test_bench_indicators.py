@@ -12,7 +12,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from archive.extensions import db
 from archive.models import CasualtyCount, Event, User, Victim
@@ -144,3 +144,16 @@ def test_a_disagreement_is_reported_with_the_operation_and_figure():
 def test_sizes_scale(scale, events):
     assert bench.sizes_for(scale)["events"] == events
     assert dt.date(2015, 1, 1) <= bench._day(2921) <= dt.date(2022, 12, 31)
+
+
+def test_the_query_without_jit_gives_the_same_figures_and_puts_the_setting_back(app):
+    with app.app_context():
+        bench.fill(db.session, sizes=TINY)
+        postgresql = db.engine.dialect.name == "postgresql"
+        if postgresql:
+            db.session.execute(text("SELECT set_config('jit', 'on', true)"))
+        with_jit = bench.sql_figures(db.session)
+        assert bench.sql_figures(db.session, jit=False) == with_jit
+        assert len(with_jit) == TINY["operations"]
+        if postgresql:
+            assert db.session.execute(text("SELECT current_setting('jit')")).scalar() == "on"

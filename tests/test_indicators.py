@@ -26,8 +26,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from sqlalchemy import text
 
-from archive import access, demo
+from archive import access, demo, indicators
 from archive.extensions import db
 
 SENTINEL = "SENTINELA-IDENTIDAD-RESTRINGIDA"
@@ -342,3 +343,18 @@ def test_an_empty_archive_answers_zeros_and_reasons(client):
     assert rng(total["civilians_killed_by_state"]) == (0, 0, 0)
     assert total["civilian_agent_death_ratio"]["reason"] == "no agents killed"
     assert total["civilians_killed_per_event"]["reason"] == "no events"
+
+
+def test_the_figures_leave_the_readers_database_settings_as_they_were(app, scenario):
+    """PostgreSQL runs the indicators' statement without JIT compilation, and puts the
+    setting back after: the rest of the reader's transaction runs as it would have."""
+    with app.app_context():
+        postgresql = db.engine.dialect.name == "postgresql"
+        if postgresql:
+            db.session.execute(text("SELECT set_config('jit', 'on', true)"))
+        query = indicators.parse_query({"group_by": "operation"})
+        answer = indicators.grouped(db.session, None, query)
+        groups = {g["key"]: g["indicators"] for g in answer["groups"]}
+        assert rng(groups[scenario["operation"]]["civilians_killed_by_state"]) == (5, 6, 7)
+        if postgresql:
+            assert db.session.execute(text("SELECT current_setting('jit')")).scalar() == "on"
