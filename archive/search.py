@@ -60,13 +60,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, joinedload, selectinload
 from whoosh import fields, query, sorting, writing
 from whoosh.analysis import Filter, RegexTokenizer, StopFilter
-from whoosh.codec.whoosh3 import W3LeafMatcher
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, _lenfield
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import LockError
 from whoosh.lang import stemmer_for_language, stopwords_for_language
 from whoosh.matching.combo import ArrayUnionMatcher
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.qparser import FieldsPlugin, FuzzyTermPlugin, QueryParser
+from whoosh.scoring import BM25F
+from whoosh.util.numeric import byte_to_length
 
 from . import access, database, vocab
 from .models import (
@@ -680,6 +682,18 @@ class Drift:
         return not (self.missing or self.extra or self.stale or self.problem)
 
 
+def _open_searcher(ix):
+    # As in _try_open: the files of an index that no longer reads close, unwarned, here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            return ix.searcher()
+        except Exception:  # the caller reopens or rebuilds the index
+            pass
+        gc.collect()
+    raise RuntimeError("The search index no longer reads.")
+
+
 class SearchIndex:
     """One index folder as this process sees it: the open index and a reused searcher."""
 
@@ -688,6 +702,7 @@ class SearchIndex:
         self._lock = threading.RLock()
         self._ix = None
         self._searcher = None
+        self._searcher_stamp: tuple = ()
         self._columns: dict[str, Any] = {}
 
     # Opening, and rebuilding when missing or corrupt.
@@ -858,15 +873,17 @@ class SearchIndex:
             for _ in range(2):
                 try:
                     ix = self.open(engine)
+                    stamp = self._stamp()
                     if self._searcher is None:
-                        self._searcher = ix.searcher()
+                        self._searcher = _open_searcher(ix)
                         self._columns = {}
-                    elif not self._searcher.up_to_date():
+                    elif stamp != self._searcher_stamp or not self._searcher.up_to_date():
                         # Not refresh(): it reuses the reader of a segment whose deletions
                         # changed, and so kept showing documents deleted since.
                         self._searcher.close()
-                        self._searcher = ix.searcher()
+                        self._searcher = _open_searcher(ix)
                         self._columns = {}
+                    self._searcher_stamp = stamp
                     return self._searcher
                 except Exception:  # the folder went away or broke under us: reopen
                     log.warning("Search index unreadable; reopening it.", exc_info=True)
@@ -874,6 +891,13 @@ class SearchIndex:
                     if not self.exists():
                         continue
             raise RuntimeError("The search index cannot be opened.")
+
+    def _stamp(self) -> tuple:
+        """The index files' names, sizes and times: answers from what a searcher keeps in
+        memory stop when a file changes under it (rewritten, truncated), and the searcher is
+        opened again, or the index rebuilt when it no longer reads."""
+        with os.scandir(self.path) as entries:
+            return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries))
 
     def audience(self, searcher, value: str) -> set[int]:
         """The documents of an audience, found once per searcher."""
@@ -914,6 +938,45 @@ class SearchIndex:
         found = terms.get(key)
         if found is None:
             found = terms[key] = frozenset(_term_docs(searcher, q))
+            while len(terms) > TERMS_KEPT:
+                terms.popitem(last=False)
+        else:
+            terms.move_to_end(key)
+        return found
+
+    def lengths(self, searcher, fieldname: str) -> np.ndarray:
+        """A text field's length in every document, as Whoosh's scorer reads it."""
+        key = f"lengths:{fieldname}"
+        found = self._columns.get(key)
+        if found is None:
+            table = np.array([byte_to_length(b) if b else 0 for b in range(256)], dtype=float)
+            parts = []
+            for leaf, _offset in searcher.reader().leaf_readers():
+                count = leaf.doc_count_all()
+                codes = np.zeros(count, dtype=np.uint8)
+                column = leaf._perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
+                if column is None:
+                    parts.append(np.ones(count))  # Whoosh's default length
+                    continue
+                raw = column._dbfile.get(column._basepos, min(column._count, count))
+                codes[: len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+                parts.append(table[codes])
+            found = self._columns[key] = np.concatenate(parts) if parts else np.zeros(0)
+        return found
+
+    def term_scores(self, searcher, fieldname: str, text: str, boost: float = 1.0):
+        """A word's documents and their scores, kept for the searcher's life (the most
+        recent few hundred words)."""
+        terms = self._columns.setdefault("scores", OrderedDict())
+        key = (fieldname, text, boost)
+        found = terms.get(key)
+        if found is None:
+            docs, weights = _term_postings(searcher, fieldname, text)
+            lengths = self.lengths(searcher, fieldname)[docs]
+            scores = _bm25(searcher, lengths, fieldname, text, weights)
+            if boost != 1.0:
+                scores = scores * boost
+            found = terms[key] = (docs, scores)
             while len(terms) > TERMS_KEPT:
                 terms.popitem(last=False)
         else:
@@ -1341,7 +1404,7 @@ def _score(value: Any) -> float:
     relevance negated."""
     if isinstance(value, tuple):
         value = -value[-1]
-    return round(float(value or 0.0), 4)
+    return float(value or 0.0)
 
 
 @dataclass
@@ -1377,6 +1440,47 @@ def _prepare(user, params: Mapping[str, str]) -> Prepared:
     if p.date_to:
         filters.append(Days("start", NO_DATE + 1, _day(p.date_to)))
     return Prepared(p, staff, user_query, filters)
+
+
+def _term_postings(searcher, fieldname: str, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """The documents holding a term and the term's weight in each (its frequency times the
+    field's boost), in document order, read a posting block at a time."""
+    docs, weights = [], []
+    for sub, offset in searcher.subsearchers or [(searcher, 0)]:
+        reader = sub.reader()
+        if (fieldname, text) not in reader:
+            continue
+        matcher = reader.postings(fieldname, text)
+        if isinstance(matcher, FilterMatcher):
+            matcher = matcher.child
+        ids: list = []
+        found: list = []
+        if isinstance(matcher, W3LeafMatcher):
+            while matcher.is_active():
+                if matcher._ids is None:
+                    matcher._read_ids()
+                if matcher._weights is None:
+                    matcher._read_weights()
+                ids.append(np.asarray(matcher._ids[matcher._i :], dtype=np.int64))
+                found.append(np.asarray(matcher._weights[matcher._i :], dtype=np.float32))
+                matcher._next_block()
+        else:
+            pairs = []
+            while matcher.is_active():
+                pairs.append((matcher.id(), matcher.weight()))
+                matcher.next()
+            ids.append(np.array([i for i, _ in pairs], dtype=np.int64))
+            found.append(np.array([w for _, w in pairs], dtype=np.float32))
+        sub_ids = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
+        sub_weights = np.concatenate(found) if found else np.zeros(0, dtype=np.float32)
+        if reader.has_deletions():
+            keep = ~np.isin(sub_ids, np.fromiter(reader.deleted_docs(), dtype=np.int64))
+            sub_ids, sub_weights = sub_ids[keep], sub_weights[keep]
+        docs.append(sub_ids + offset)
+        weights.append(sub_weights)
+    if not docs:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    return np.concatenate(docs), np.concatenate(weights).astype(np.float64)
 
 
 def _term_docs(searcher, q: query.Term) -> set[int]:
@@ -1437,6 +1541,79 @@ def _docs(holder: SearchIndex, searcher, q: query.Query) -> set[int]:
     return set(searcher.docs_for_query(q))
 
 
+# Whoosh's default weighting, which its searcher scores with; the page is chosen by the same
+# formula over numpy arrays (see _scored).
+WEIGHTING = BM25F()
+# Scores are compared rounded: Whoosh adds a document's parts in an order that depends on
+# how its matchers were rearranged mid-search, so equal scores can differ in the last bits.
+SCORE_DECIMALS = 6
+
+
+def _vectorised(q: query.Query) -> bool:
+    """Whether _scored can score this query: words, and their AND, OR and NOT."""
+    if isinstance(q, query.Term):
+        return isinstance(q.text, str) and q.fieldname in SCHEMA and SCHEMA[q.fieldname].scorable
+    if isinstance(q, query.Or | query.And):
+        if q.boost != 1.0 or not q.subqueries:
+            return False
+        wanted = [c for c in q.subqueries if not isinstance(c, query.Not)]
+        if isinstance(q, query.Or) and len(wanted) != len(q.subqueries):
+            return False
+        return bool(wanted) and all(_vectorised(c) for c in wanted)
+    if isinstance(q, query.AndNot):
+        return q.boost == 1.0 and _vectorised(q.a)
+    return False
+
+
+def _bm25(searcher, lengths: np.ndarray, fieldname: str, text: str, weights) -> np.ndarray:
+    """BM25F as Whoosh's scorer computes it (whoosh.scoring.bm25), for many documents."""
+    idf = searcher.idf(fieldname, text)
+    avgfl = searcher.avg_field_length(fieldname) or 1
+    k1, b = WEIGHTING.K1, WEIGHTING._field_B.get(fieldname, WEIGHTING.B)
+    return idf * ((weights * (k1 + 1)) / (weights + k1 * ((1 - b) + b * lengths / avgfl)))
+
+
+def _scored(holder: SearchIndex, searcher, q: query.Query) -> tuple[np.ndarray, np.ndarray]:
+    """The documents a query matches (ascending) and their scores, as Whoosh scores them."""
+    if isinstance(q, query.Term):
+        return holder.term_scores(searcher, q.fieldname, q.text, q.boost)
+    if isinstance(q, query.Or):
+        parts = [_scored(holder, searcher, c) for c in q.subqueries]
+        docs = np.concatenate([d for d, _ in parts])
+        if not len(docs):
+            return docs, np.zeros(0)
+        unique, where = np.unique(docs, return_inverse=True)
+        return unique, np.bincount(where, weights=np.concatenate([s for _, s in parts]))
+    if isinstance(q, query.AndNot):
+        docs, scores = _scored(holder, searcher, q.a)
+        unwanted = np.fromiter(_docs(holder, searcher, q.b), dtype=np.int64)
+        keep = ~np.isin(docs, unwanted)
+        return docs[keep], scores[keep]
+    wanted = [c for c in q.subqueries if not isinstance(c, query.Not)]
+    docs, scores = _scored(holder, searcher, wanted[0])
+    for child in wanted[1:]:
+        other, more = _scored(holder, searcher, child)
+        docs, mine, theirs = np.intersect1d(docs, other, assume_unique=True, return_indices=True)
+        scores = scores[mine] + more[theirs]
+    for child in q.subqueries:
+        if isinstance(child, query.Not):
+            unwanted = np.fromiter(_docs(holder, searcher, child.query), dtype=np.int64)
+            keep = ~np.isin(docs, unwanted)
+            docs, scores = docs[keep], scores[keep]
+    return docs, scores
+
+
+def _best(docs: np.ndarray, scores: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `limit` documents by score (rounded), then document number."""
+    rounded = np.round(scores, SCORE_DECIMALS)
+    if limit < len(docs):
+        cut = -np.partition(-rounded, limit - 1)[limit - 1]
+        chosen = rounded >= cut
+        docs, scores, rounded = docs[chosen], scores[chosen], rounded[chosen]
+    order = np.lexsort((docs, -rounded))[:limit]
+    return docs[order], scores[order]
+
+
 def _allowed(holder: SearchIndex, searcher, prepared: Prepared) -> set[int] | None:
     """The documents this search may return, before its words: None for all."""
     allowed = None if prepared.staff else holder.audience(searcher, "yes")
@@ -1477,11 +1654,47 @@ def matching_records(session: Session, user, params: Mapping[str, str]) -> list[
         searcher = holder.searcher(engine)
         if isinstance(prepared.user_query, type(query.NullQuery)):
             return []
-        allowed = _allowed(holder, searcher, prepared)
-        hits = _hits(searcher, prepared, allowed, None)
-        return [(hit["type"], hit["rid"]) for hit in hits]
+        allowed, docs, _facets = holder.counted(searcher, prepared)
+        page = _page(holder, searcher, prepared, allowed, docs, len(docs))
+        stored = [searcher.stored_fields(int(doc)) for doc, _score in page]
+        return [(fields_["type"], fields_["rid"]) for fields_ in stored]
 
     return _recovering(session, work)
+
+
+def _page(
+    holder: SearchIndex, searcher, prepared: Prepared, allowed, docs: np.ndarray, limit: int
+) -> list[tuple[int, float]]:
+    """The first `limit` matches in the order asked, as (document, score): by relevance,
+    score (rounded to SCORE_DECIMALS) first, then document number; newest first, start
+    day, then score and document number. Words and their AND/OR/NOT are scored with numpy
+    over the words' postings, exactly as Whoosh scores them; anything else by Whoosh."""
+    q = prepared.user_query
+    newest = prepared.params.sort == "-date"
+    if limit <= 0 or not len(docs):
+        return []
+    if isinstance(q, query.Every) or _vectorised(q):
+        if isinstance(q, query.Every):
+            found, scores = np.sort(docs), np.ones(len(docs))
+        else:
+            found, scores = _scored(holder, searcher, q)
+            chosen = np.zeros(searcher.doc_count_all(), dtype=bool)
+            chosen[docs] = True  # what the search may show: the audience's, filtered
+            keep = chosen[found]
+            found, scores = found[keep], scores[keep]
+        if not newest:
+            found, scores = _best(found, scores, limit)
+        else:
+            start = holder.days(searcher, "start")[found]
+            order = np.lexsort((found, -np.round(scores, SCORE_DECIMALS), -start))[:limit]
+            found, scores = found[order], scores[order]
+        return list(zip(found.tolist(), scores.tolist(), strict=True))
+    hits = _hits(searcher, prepared, allowed, limit)
+    # By position, never list(hits): that asks len(), which walks every match again.
+    page = [(hits.docnum(i), _score(hits.score(i))) for i in range(hits.scored_length())]
+    if not newest:
+        page.sort(key=lambda hit: (-round(hit[1], SCORE_DECIMALS), hit[0]))
+    return page
 
 
 def _hits(searcher, prepared: Prepared, allowed: set[int] | None, limit: int | None):
@@ -1521,19 +1734,17 @@ def _run(holder: SearchIndex, engine: Engine, prepared: Prepared) -> dict:
     items = []
     offset = (p.page - 1) * p.per_page
     if offset < len(docs):
-        limit = offset + p.per_page
-        hits = _hits(searcher, prepared, allowed, limit)
+        page = _page(holder, searcher, prepared, allowed, docs, offset + p.per_page)
         exact, stemmed = _highlight_terms(prepared.user_query, searcher.reader())
-        # By position, never list(hits): that asks len(), which walks every match again.
-        for hit in (hits[i] for i in range(offset, min(limit, hits.scored_length()))):
-            stored = hit.fields()
+        for doc, score in page[offset:]:
+            stored = searcher.stored_fields(doc)
             items.append(
                 {
                     "type": stored["type"],
                     "id": stored["rid"],
                     "title": stored.get("s_title") or "",
                     "snippet": _snippet(stored, prepared.staff, exact, stemmed),
-                    "score": _score(hit.score),
+                    "score": round(score, 4),
                 }
             )
     return {
