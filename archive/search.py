@@ -930,6 +930,20 @@ class SearchIndex:
         allowed, docs, facets = answer
         return allowed, docs, {name: dict(counts) for name, counts in facets.items()}
 
+    def query_docs(self, searcher, q: query.Query) -> frozenset[int]:
+        """What a phrase (or any query not made of words) matches, as Whoosh finds it, kept
+        for the searcher's life (the most recent few hundred)."""
+        kept = self._columns.setdefault("queries", OrderedDict())
+        key = repr(q)
+        found = kept.get(key)
+        if found is None:
+            found = kept[key] = frozenset(searcher.docs_for_query(q))
+            while len(kept) > TERMS_KEPT:
+                kept.popitem(last=False)
+        else:
+            kept.move_to_end(key)
+        return found
+
     def term_docs(self, searcher, q: query.Term) -> set[int]:
         """The documents holding a word, kept for the searcher's life (the most recent few
         hundred words)."""
@@ -1538,7 +1552,14 @@ def _docs(holder: SearchIndex, searcher, q: query.Query) -> set[int]:
             return found
     if isinstance(q, query.AndNot):
         return _docs(holder, searcher, q.a) - _docs(holder, searcher, q.b)
-    return set(searcher.docs_for_query(q))
+    if isinstance(q, query.FuzzyTerm):
+        return set().union(
+            *(
+                holder.term_docs(searcher, query.Term(q.fieldname, t))
+                for t in _expansions(searcher, q)
+            )
+        )
+    return holder.query_docs(searcher, q)
 
 
 # Whoosh's default weighting, which its searcher scores with; the page is chosen by the same
@@ -1549,8 +1570,39 @@ WEIGHTING = BM25F()
 SCORE_DECIMALS = 6
 
 
-def _vectorised(q: query.Query) -> bool:
-    """Whether _scored can score this query: words, and their AND, OR and NOT."""
+def _expansions(searcher, q: query.FuzzyTerm) -> list[str]:
+    """The indexed words a typo-tolerant word stands for (Whoosh walks the lexicon for them:
+    found once per searcher)."""
+    return list(_expanded(searcher, q.fieldname, q.text, q.maxdist, q.prefixlength))
+
+
+@functools.lru_cache(maxsize=256)
+def _expanded(searcher, fieldname: str, text: str, maxdist: int, prefixlength: int):
+    fuzzy = query.FuzzyTerm(fieldname, text, maxdist=maxdist, prefixlength=prefixlength)
+    return tuple(
+        t.decode() if isinstance(t, bytes) else t for t in fuzzy._btexts(searcher.reader())
+    )
+
+
+# Whoosh scores an OR of three or more words in a segment of this many documents or fewer
+# with a matcher that gives a typo-tolerant word's expansions 1 each, not their scores.
+SMALL_SEGMENT = 5000
+
+
+def _vectorised(q: query.Query, searcher) -> bool:
+    """Whether _scored scores this query as Whoosh would: words, phrases, typo-tolerant
+    words (in segments large enough), and their AND, OR and NOT."""
+    if isinstance(q, query.Phrase):
+        return q.fieldname in SCHEMA and SCHEMA[q.fieldname].scorable
+    if isinstance(q, query.FuzzyTerm):
+        leaves = [leaf for leaf, _offset in searcher.reader().leaf_readers()]
+        return (
+            q.boost == 1.0
+            and q.fieldname in SCHEMA
+            and SCHEMA[q.fieldname].scorable
+            and all(leaf.doc_count_all() > SMALL_SEGMENT for leaf in leaves)
+            and len(_expansions(searcher, q)) < query.Or.TOO_MANY_CLAUSES
+        )
     if isinstance(q, query.Term):
         return isinstance(q.text, str) and q.fieldname in SCHEMA and SCHEMA[q.fieldname].scorable
     if isinstance(q, query.Or | query.And):
@@ -1559,10 +1611,15 @@ def _vectorised(q: query.Query) -> bool:
         wanted = [c for c in q.subqueries if not isinstance(c, query.Not)]
         if isinstance(q, query.Or) and len(wanted) != len(q.subqueries):
             return False
-        return bool(wanted) and all(_vectorised(c) for c in wanted)
+        return bool(wanted) and all(_vectorised(c, searcher) for c in wanted)
     if isinstance(q, query.AndNot):
-        return q.boost == 1.0 and _vectorised(q.a)
+        return q.boost == 1.0 and _vectorised(q.a, searcher)
     return False
+
+
+def _at(docs: np.ndarray, found: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """The scores of `docs` (all among `found`, both ascending)."""
+    return scores[np.searchsorted(found, docs)]
 
 
 def _bm25(searcher, lengths: np.ndarray, fieldname: str, text: str, weights) -> np.ndarray:
@@ -1577,6 +1634,17 @@ def _scored(holder: SearchIndex, searcher, q: query.Query) -> tuple[np.ndarray, 
     """The documents a query matches (ascending) and their scores, as Whoosh scores them."""
     if isinstance(q, query.Term):
         return holder.term_scores(searcher, q.fieldname, q.text, q.boost)
+    if isinstance(q, query.Phrase):  # its words' scores, where they stand together
+        docs = np.array(sorted(_docs(holder, searcher, q)), dtype=np.int64)
+        scores = np.zeros(len(docs))
+        for word in q.words:
+            scores += _at(docs, *holder.term_scores(searcher, q.fieldname, word))
+        return docs, scores * q.boost if q.boost != 1.0 else scores
+    if isinstance(q, query.FuzzyTerm):  # the sum of its expansions' scores
+        terms = [query.Term(q.fieldname, t) for t in _expansions(searcher, q)]
+        if not terms:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        return _scored(holder, searcher, query.Or(terms))
     if isinstance(q, query.Or):
         parts = [_scored(holder, searcher, c) for c in q.subqueries]
         docs = np.concatenate([d for d, _ in parts])
@@ -1673,7 +1741,7 @@ def _page(
     newest = prepared.params.sort == "-date"
     if limit <= 0 or not len(docs):
         return []
-    if isinstance(q, query.Every) or _vectorised(q):
+    if isinstance(q, query.Every) or _vectorised(q, searcher):
         if isinstance(q, query.Every):
             found, scores = np.sort(docs), np.ones(len(docs))
         else:
