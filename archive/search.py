@@ -59,7 +59,7 @@ from sqlalchemy import delete, event, func, insert, inspect, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, joinedload, selectinload
 from whoosh import fields, query, sorting, writing
-from whoosh.analysis import Filter, RegexTokenizer, StopFilter
+from whoosh.analysis import Analyzer, Filter, RegexTokenizer, StopFilter, Token
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, _lenfield
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import LockError
@@ -208,8 +208,44 @@ def _content_words():
     return _words() | StopFilter(stoplist=STOP_WORDS, minsize=1, renumber=True)
 
 
-EXACT = _content_words() | _Fold()
-STEMMED = _content_words() | _Stems()
+_TOKEN_PATTERN = re.compile(RegexTokenizer().expression.pattern)
+
+
+@functools.lru_cache(maxsize=8)
+def _content(text: str) -> tuple[tuple[str, int], ...]:
+    """_content_words() of a text as (word, position): the same text is indexed exact and
+    stemmed, one field after the other, and split once."""
+    found, position = [], 0
+    for match in _TOKEN_PATTERN.finditer(text):
+        word = _normal(match.group())
+        if word not in STOP_WORDS:
+            found.append((word, position))
+            position += 1
+    return tuple(found)
+
+
+class _Indexed(Analyzer):
+    """What a text field indexes: _content_words(), accent-folded (EXACT) or as every stem
+    at the word's own position (STEMMED), without Whoosh's chain of generators per word."""
+
+    def __init__(self, stemmed: bool):
+        self.stemmed = stemmed
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.stemmed == self.stemmed
+
+    def __call__(self, value: str, start_pos: int = 0, **kwargs):
+        token = Token(positions=True, boost=1.0, removestops=True, mode="index")
+        for word, position in _content(value):
+            token.pos = start_pos + position
+            token.stopped = False
+            for text in stems(word) if self.stemmed else (fold(word),):
+                token.text = text
+                yield token
+
+
+EXACT = _Indexed(stemmed=False)
+STEMMED = _Indexed(stemmed=True)
 
 # The text fields, indexed exact (`t_name`), and some stemmed too (`t_name_s`).
 TEXT_FIELDS = ("all", "title", "actor", "operation", "place", "victim", "file", "notes", "rvictim")
@@ -793,6 +829,10 @@ class SearchIndex:
             ids = _all_ids(session)
             total = 0
             writer = ix.writer(timeout=timeout, limitmb=REINDEX_MB)
+            # Whoosh reads each posting's field length back from disk to note the shortest
+            # per block and term, a fifth of a rebuild; it only tightens the score bounds its
+            # own collector skips blocks by (the page is scored with numpy, see _page).
+            writer.codec.length_stats = False
             try:
                 for kind, kind_ids in ids.items():
                     for chunk in _chunks(kind_ids):
