@@ -23,8 +23,11 @@ one document per live record, built from what each audience may read (DOMAIN.md 
   rolled-back change leaves no row; a busy lock leaves the rows for the next writer; a
   search applies what is pending before it reads.
 - Speed. A searcher is kept per process and reused until the index changes; totals and facet
-  counts come from the unscored match set and per-document columns, never from scoring;
-  only the page asked for is scored and highlighted.
+  counts come from the unscored match set and per-document columns, never from scoring.
+  The page is chosen with numpy: each word's postings and each field's lengths are read in
+  bulk (and kept per searcher) and scored with Whoosh's BM25F formula, the same scores its
+  collector gives, ties (rounded to SCORE_DECIMALS) by document number; queries numpy does
+  not score are left to Whoosh. Date filters read a column. Only the page is highlighted.
 """
 
 from __future__ import annotations
