@@ -23,8 +23,11 @@ one document per live record, built from what each audience may read (DOMAIN.md 
   rolled-back change leaves no row; a busy lock leaves the rows for the next writer; a
   search applies what is pending before it reads.
 - Speed. A searcher is kept per process and reused until the index changes; totals and facet
-  counts come from the unscored match set and per-document columns, never from scoring;
-  only the page asked for is scored and highlighted.
+  counts come from the unscored match set and per-document columns, never from scoring.
+  The page is chosen with numpy: each word's postings and each field's lengths are read in
+  bulk (and kept per searcher) and scored with Whoosh's BM25F formula, the same scores its
+  collector gives, ties (rounded to SCORE_DECIMALS) by document number; queries numpy does
+  not score are left to Whoosh. Date filters read a column. Only the page is highlighted.
 """
 
 from __future__ import annotations
@@ -59,13 +62,16 @@ from sqlalchemy import delete, event, func, insert, inspect, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, joinedload, selectinload
 from whoosh import fields, query, sorting, writing
-from whoosh.analysis import Filter, RegexTokenizer, StopFilter
-from whoosh.codec.whoosh3 import W3LeafMatcher
+from whoosh.analysis import Analyzer, Filter, RegexTokenizer, StopFilter, Token
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, _lenfield
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import LockError
 from whoosh.lang import stemmer_for_language, stopwords_for_language
+from whoosh.matching.combo import ArrayUnionMatcher
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.qparser import FieldsPlugin, FuzzyTermPlugin, QueryParser
+from whoosh.scoring import BM25F
+from whoosh.util.numeric import byte_to_length
 
 from . import access, database, vocab
 from .models import (
@@ -86,6 +92,23 @@ from .models import (
 
 log = logging.getLogger(__name__)
 
+
+def _union_max_quality(self: ArrayUnionMatcher) -> float:
+    """The most any document left can score: what the part read ahead holds, or the sum of
+    what each word still to read can add.
+
+    Whoosh's own answer is the best of the words alone, though a union scores their sum. An
+    OR of three or more words in a segment of 5,000 documents or fewer gets this matcher;
+    once a page is full its collector drops whatever cannot beat the page's weakest score by
+    that bound, and so dropped better matches further on: a staff search's words (each in
+    its text, notes and withheld-name fields, in several stems) paged wrongly.
+    """
+    ahead = sum(m.max_quality() for m in self._submatchers if m.is_active()) * self._boost
+    return max(max(self._a), ahead)
+
+
+ArrayUnionMatcher.max_quality = _union_max_quality
+
 TYPES = ("event", "operation", "actor", "source")
 FACETS = ("type", "operation", "actor", "admin1", "year", "event_type", "status")
 SORTS = ("relevance", "-date")
@@ -100,6 +123,8 @@ FACET_COLUMNS = {
     "status": "status",
 }
 MAX_QUERY_LENGTH = 1000
+# The start of an undated record: it sorts last newest-first, and no date range reaches it.
+NO_DATE = 0
 SNIPPET_CHARS = 240
 
 # --- Language -------------------------------------------------------------------------------
@@ -186,8 +211,44 @@ def _content_words():
     return _words() | StopFilter(stoplist=STOP_WORDS, minsize=1, renumber=True)
 
 
-EXACT = _content_words() | _Fold()
-STEMMED = _content_words() | _Stems()
+_TOKEN_PATTERN = re.compile(RegexTokenizer().expression.pattern)
+
+
+@functools.lru_cache(maxsize=8)
+def _content(text: str) -> tuple[tuple[str, int], ...]:
+    """_content_words() of a text as (word, position): the same text is indexed exact and
+    stemmed, one field after the other, and split once."""
+    found, position = [], 0
+    for match in _TOKEN_PATTERN.finditer(text):
+        word = _normal(match.group())
+        if word not in STOP_WORDS:
+            found.append((word, position))
+            position += 1
+    return tuple(found)
+
+
+class _Indexed(Analyzer):
+    """What a text field indexes: _content_words(), accent-folded (EXACT) or as every stem
+    at the word's own position (STEMMED), without Whoosh's chain of generators per word."""
+
+    def __init__(self, stemmed: bool):
+        self.stemmed = stemmed
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.stemmed == self.stemmed
+
+    def __call__(self, value: str, start_pos: int = 0, **kwargs):
+        token = Token(positions=True, boost=1.0, removestops=True, mode="index")
+        for word, position in _content(value):
+            token.pos = start_pos + position
+            token.stopped = False
+            for text in stems(word) if self.stemmed else (fold(word),):
+                token.text = text
+                yield token
+
+
+EXACT = _Indexed(stemmed=False)
+STEMMED = _Indexed(stemmed=True)
 
 # The text fields, indexed exact (`t_name`), and some stemmed too (`t_name_s`).
 TEXT_FIELDS = ("all", "title", "actor", "operation", "place", "victim", "file", "notes", "rvictim")
@@ -205,14 +266,20 @@ STAFF_TARGETS = {
 }
 
 
+def _date_field() -> fields.NUMERIC:
+    return fields.NUMERIC(int, bits=32, sortable=True, shift_step=0, default=NO_DATE)
+
+
 def _schema() -> fields.Schema:
     schema = fields.Schema(
         key=fields.ID(unique=True, stored=True),
         type=fields.ID(stored=True, sortable=True),
-        rid=fields.NUMERIC(int, bits=32, stored=True),
+        rid=fields.STORED(),
         public=fields.ID(),
-        start=fields.NUMERIC(int, bits=32, sortable=True),
-        last=fields.NUMERIC(int, bits=32),
+        # Dates as days (20160131): one term per value, and a column that date filters and
+        # the newest-first order read. A record without one holds NO_DATE.
+        start=_date_field(),
+        last=_date_field(),
         operation_id=fields.ID(sortable=True),
         actor_id=fields.KEYWORD(),
         actors=fields.ID(sortable=True),
@@ -238,6 +305,25 @@ def _schema() -> fields.Schema:
 
 
 SCHEMA = _schema()
+
+
+def _signature(schema: fields.Schema) -> list[tuple]:
+    """What an index built with an older schema differs in: it is rebuilt, not misread."""
+    return [
+        (
+            name,
+            type(f).__name__,
+            f.stored,
+            f.scorable,
+            f.column_type is not None,
+            getattr(f, "shift_step", None),
+            getattr(f.format, "__class__", type(None)).__name__,
+        )
+        for name, f in sorted(schema.items())
+    ]
+
+
+SIGNATURE = _signature(SCHEMA)
 # Text fields as a query names them; parsed with words only, then expanded (see _on_fields).
 _PARSE_SCHEMA = fields.Schema(**{name: fields.TEXT(analyzer=_words()) for name in QUERY_FIELDS})
 
@@ -261,10 +347,6 @@ def _strip_html(text: str | None) -> str:
 
 def _join(*parts: Any) -> str:
     return "\n".join(str(p) for p in parts if p)
-
-
-# The start of an undated record: it sorts last newest-first, and no date range reaches it.
-NO_DATE = 0
 
 
 def _day(value: dt.date | None) -> int | None:
@@ -469,6 +551,10 @@ CHUNK = 500
 TERMS_KEPT = 256
 # Searches whose matches and facet counts a searcher keeps.
 SEARCHES_KEPT = 32
+# What a rebuild's writer may hold in memory before it spills sorted runs to disk (Whoosh's
+# own estimate; the process grows by about 1.5 times as much). Once it spills, every posting
+# is pickled out and back, a third of the rebuild: 100,000 events fit in about 2,500.
+REINDEX_MB = 3072
 
 
 def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
@@ -666,6 +752,18 @@ class Drift:
         return not (self.missing or self.extra or self.stale or self.problem)
 
 
+def _open_searcher(ix):
+    # As in _try_open: the files of an index that no longer reads close, unwarned, here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            return ix.searcher()
+        except Exception:  # the caller reopens or rebuilds the index
+            pass
+        gc.collect()
+    raise RuntimeError("The search index no longer reads.")
+
+
 class SearchIndex:
     """One index folder as this process sees it: the open index and a reused searcher."""
 
@@ -674,6 +772,7 @@ class SearchIndex:
         self._lock = threading.RLock()
         self._ix = None
         self._searcher = None
+        self._searcher_stamp: tuple = ()
         self._columns: dict[str, Any] = {}
 
     # Opening, and rebuilding when missing or corrupt.
@@ -699,7 +798,9 @@ class SearchIndex:
             try:
                 ix = self._storage().open_index()
                 ix.reader().close()
-                return ix
+                if _signature(ix.schema) == SIGNATURE:
+                    return ix
+                ix.close()
             except Exception:  # missing, empty, or unreadable: rebuilt by the caller
                 pass
             gc.collect()
@@ -761,7 +862,11 @@ class SearchIndex:
             queued = list(session.scalars(select(SearchOutbox.id)))
             ids = _all_ids(session)
             total = 0
-            writer = ix.writer(timeout=timeout, limitmb=256)
+            writer = ix.writer(timeout=timeout, limitmb=REINDEX_MB)
+            # Whoosh reads each posting's field length back from disk to note the shortest
+            # per block and term, a fifth of a rebuild; it only tightens the score bounds its
+            # own collector skips blocks by (the page is scored with numpy, see _page).
+            writer.codec.length_stats = False
             try:
                 for kind, kind_ids in ids.items():
                     for chunk in _chunks(kind_ids):
@@ -842,15 +947,17 @@ class SearchIndex:
             for _ in range(2):
                 try:
                     ix = self.open(engine)
+                    stamp = self._stamp()
                     if self._searcher is None:
-                        self._searcher = ix.searcher()
+                        self._searcher = _open_searcher(ix)
                         self._columns = {}
-                    elif not self._searcher.up_to_date():
+                    elif stamp != self._searcher_stamp or not self._searcher.up_to_date():
                         # Not refresh(): it reuses the reader of a segment whose deletions
                         # changed, and so kept showing documents deleted since.
                         self._searcher.close()
-                        self._searcher = ix.searcher()
+                        self._searcher = _open_searcher(ix)
                         self._columns = {}
+                    self._searcher_stamp = stamp
                     return self._searcher
                 except Exception:  # the folder went away or broke under us: reopen
                     log.warning("Search index unreadable; reopening it.", exc_info=True)
@@ -858,6 +965,13 @@ class SearchIndex:
                     if not self.exists():
                         continue
             raise RuntimeError("The search index cannot be opened.")
+
+    def _stamp(self) -> tuple:
+        """The index files' names, sizes and times: answers from what a searcher keeps in
+        memory stop when a file changes under it (rewritten, truncated), and the searcher is
+        opened again, or the index rebuilt when it no longer reads."""
+        with os.scandir(self.path) as entries:
+            return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in entries))
 
     def audience(self, searcher, value: str) -> set[int]:
         """The documents of an audience, found once per searcher."""
@@ -890,6 +1004,20 @@ class SearchIndex:
         allowed, docs, facets = answer
         return allowed, docs, {name: dict(counts) for name, counts in facets.items()}
 
+    def query_docs(self, searcher, q: query.Query) -> frozenset[int]:
+        """What a phrase (or any query not made of words) matches, as Whoosh finds it, kept
+        for the searcher's life (the most recent few hundred)."""
+        kept = self._columns.setdefault("queries", OrderedDict())
+        key = repr(q)
+        found = kept.get(key)
+        if found is None:
+            found = kept[key] = frozenset(searcher.docs_for_query(q))
+            while len(kept) > TERMS_KEPT:
+                kept.popitem(last=False)
+        else:
+            kept.move_to_end(key)
+        return found
+
     def term_docs(self, searcher, q: query.Term) -> set[int]:
         """The documents holding a word, kept for the searcher's life (the most recent few
         hundred words)."""
@@ -902,6 +1030,59 @@ class SearchIndex:
                 terms.popitem(last=False)
         else:
             terms.move_to_end(key)
+        return found
+
+    def lengths(self, searcher, fieldname: str) -> np.ndarray:
+        """A text field's length in every document, as Whoosh's scorer reads it."""
+        key = f"lengths:{fieldname}"
+        found = self._columns.get(key)
+        if found is None:
+            table = np.array([byte_to_length(b) if b else 0 for b in range(256)], dtype=float)
+            parts = []
+            for leaf, _offset in searcher.reader().leaf_readers():
+                count = leaf.doc_count_all()
+                codes = np.zeros(count, dtype=np.uint8)
+                column = leaf._perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
+                if column is None:
+                    parts.append(np.ones(count))  # Whoosh's default length
+                    continue
+                raw = column._dbfile.get(column._basepos, min(column._count, count))
+                codes[: len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+                parts.append(table[codes])
+            found = self._columns[key] = np.concatenate(parts) if parts else np.zeros(0)
+        return found
+
+    def term_scores(self, searcher, fieldname: str, text: str, boost: float = 1.0):
+        """A word's documents and their scores, kept for the searcher's life (the most
+        recent few hundred words)."""
+        terms = self._columns.setdefault("scores", OrderedDict())
+        key = (fieldname, text, boost)
+        found = terms.get(key)
+        if found is None:
+            docs, weights = _term_postings(searcher, fieldname, text)
+            lengths = self.lengths(searcher, fieldname)[docs]
+            scores = _bm25(searcher, lengths, fieldname, text, weights)
+            if boost != 1.0:
+                scores = scores * boost
+            found = terms[key] = (docs, scores)
+            while len(terms) > TERMS_KEPT:
+                terms.popitem(last=False)
+        else:
+            terms.move_to_end(key)
+        return found
+
+    def days(self, searcher, name: str) -> np.ndarray:
+        """A date column's values for every document, read once per searcher."""
+        key = f"days:{name}"
+        found = self._columns.get(key)
+        if found is None:
+            parts = []
+            for leaf, _offset in searcher.reader().leaf_readers():
+                if leaf.has_column(name):
+                    parts.append(np.fromiter(leaf.column_reader(name), dtype=np.int64))
+                else:
+                    parts.append(np.full(leaf.doc_count_all(), NO_DATE, dtype=np.int64))
+            found = self._columns[key] = np.concatenate(parts) if parts else np.zeros(0, int)
         return found
 
     def column(self, searcher, name: str) -> Facet:
@@ -1311,7 +1492,7 @@ def _score(value: Any) -> float:
     relevance negated."""
     if isinstance(value, tuple):
         value = -value[-1]
-    return round(float(value or 0.0), 4)
+    return float(value or 0.0)
 
 
 @dataclass
@@ -1324,6 +1505,16 @@ class Prepared:
     filters: list[query.Query]
 
 
+@dataclass(frozen=True)
+class Days:
+    """Documents whose date column (`start` or `last`) lies within low..high (either open):
+    read from the column with numpy, never as a range of terms."""
+
+    column: str
+    low: int | None
+    high: int | None
+
+
 def _prepare(user, params: Mapping[str, str]) -> Prepared:
     config = current_app.config
     p = parse_params(params, config["API_DEFAULT_PER_PAGE"], config["API_MAX_PER_PAGE"])
@@ -1333,10 +1524,51 @@ def _prepare(user, params: Mapping[str, str]) -> Prepared:
     if p.type:
         filters.append(query.Term("type", p.type))
     if p.date_from:
-        filters.append(query.NumericRange("last", _day(p.date_from), None))
+        filters.append(Days("last", _day(p.date_from), None))
     if p.date_to:
-        filters.append(query.NumericRange("start", NO_DATE + 1, _day(p.date_to)))
+        filters.append(Days("start", NO_DATE + 1, _day(p.date_to)))
     return Prepared(p, staff, user_query, filters)
+
+
+def _term_postings(searcher, fieldname: str, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """The documents holding a term and the term's weight in each (its frequency times the
+    field's boost), in document order, read a posting block at a time."""
+    docs, weights = [], []
+    for sub, offset in searcher.subsearchers or [(searcher, 0)]:
+        reader = sub.reader()
+        if (fieldname, text) not in reader:
+            continue
+        matcher = reader.postings(fieldname, text)
+        if isinstance(matcher, FilterMatcher):
+            matcher = matcher.child
+        ids: list = []
+        found: list = []
+        if isinstance(matcher, W3LeafMatcher):
+            while matcher.is_active():
+                if matcher._ids is None:
+                    matcher._read_ids()
+                if matcher._weights is None:
+                    matcher._read_weights()
+                ids.append(np.asarray(matcher._ids[matcher._i :], dtype=np.int64))
+                found.append(np.asarray(matcher._weights[matcher._i :], dtype=np.float32))
+                matcher._next_block()
+        else:
+            pairs = []
+            while matcher.is_active():
+                pairs.append((matcher.id(), matcher.weight()))
+                matcher.next()
+            ids.append(np.array([i for i, _ in pairs], dtype=np.int64))
+            found.append(np.array([w for _, w in pairs], dtype=np.float32))
+        sub_ids = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
+        sub_weights = np.concatenate(found) if found else np.zeros(0, dtype=np.float32)
+        if reader.has_deletions():
+            keep = ~np.isin(sub_ids, np.fromiter(reader.deleted_docs(), dtype=np.int64))
+            sub_ids, sub_weights = sub_ids[keep], sub_weights[keep]
+        docs.append(sub_ids + offset)
+        weights.append(sub_weights)
+    if not docs:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    return np.concatenate(docs), np.concatenate(weights).astype(np.float64)
 
 
 def _term_docs(searcher, q: query.Term) -> set[int]:
@@ -1370,6 +1602,14 @@ def _docs(holder: SearchIndex, searcher, q: query.Query) -> set[int]:
     """The documents a query matches, as a set: words and their and/or/not combined as sets
     (each word's set kept per searcher); anything else (phrases, fuzzy words, ranges) as
     Whoosh finds it."""
+    if isinstance(q, Days):
+        days = holder.days(searcher, q.column)
+        inside = np.ones(len(days), dtype=bool)
+        if q.low is not None:
+            inside &= days >= q.low
+        if q.high is not None:
+            inside &= days <= q.high
+        return set(np.flatnonzero(inside).tolist())
     if isinstance(q, query.Term) and isinstance(q.text, str):
         return holder.term_docs(searcher, q)
     if isinstance(q, query.Or) and q.subqueries:
@@ -1386,7 +1626,134 @@ def _docs(holder: SearchIndex, searcher, q: query.Query) -> set[int]:
             return found
     if isinstance(q, query.AndNot):
         return _docs(holder, searcher, q.a) - _docs(holder, searcher, q.b)
-    return set(searcher.docs_for_query(q))
+    if isinstance(q, query.FuzzyTerm):
+        return set().union(
+            *(
+                holder.term_docs(searcher, query.Term(q.fieldname, t))
+                for t in _expansions(searcher, q)
+            )
+        )
+    return holder.query_docs(searcher, q)
+
+
+# Whoosh's default weighting, which its searcher scores with; the page is chosen by the same
+# formula over numpy arrays (see _scored).
+WEIGHTING = BM25F()
+# Scores are compared rounded: Whoosh adds a document's parts in an order that depends on
+# how its matchers were rearranged mid-search, so equal scores can differ in the last bits.
+SCORE_DECIMALS = 6
+
+
+def _expansions(searcher, q: query.FuzzyTerm) -> list[str]:
+    """The indexed words a typo-tolerant word stands for (Whoosh walks the lexicon for them:
+    found once per searcher)."""
+    return list(_expanded(searcher, q.fieldname, q.text, q.maxdist, q.prefixlength))
+
+
+@functools.lru_cache(maxsize=256)
+def _expanded(searcher, fieldname: str, text: str, maxdist: int, prefixlength: int):
+    fuzzy = query.FuzzyTerm(fieldname, text, maxdist=maxdist, prefixlength=prefixlength)
+    return tuple(
+        t.decode() if isinstance(t, bytes) else t for t in fuzzy._btexts(searcher.reader())
+    )
+
+
+# Whoosh scores an OR of three or more words in a segment of this many documents or fewer
+# with a matcher that gives a typo-tolerant word's expansions 1 each, not their scores.
+SMALL_SEGMENT = 5000
+
+
+def _vectorised(q: query.Query, searcher) -> bool:
+    """Whether _scored scores this query as Whoosh would: words, phrases, typo-tolerant
+    words (in segments large enough), and their AND, OR and NOT."""
+    if isinstance(q, query.Phrase):
+        return q.fieldname in SCHEMA and SCHEMA[q.fieldname].scorable
+    if isinstance(q, query.FuzzyTerm):
+        leaves = [leaf for leaf, _offset in searcher.reader().leaf_readers()]
+        return (
+            q.boost == 1.0
+            and q.fieldname in SCHEMA
+            and SCHEMA[q.fieldname].scorable
+            and all(leaf.doc_count_all() > SMALL_SEGMENT for leaf in leaves)
+            and len(_expansions(searcher, q)) < query.Or.TOO_MANY_CLAUSES
+        )
+    if isinstance(q, query.Term):
+        return isinstance(q.text, str) and q.fieldname in SCHEMA and SCHEMA[q.fieldname].scorable
+    if isinstance(q, query.Or | query.And):
+        if q.boost != 1.0 or not q.subqueries:
+            return False
+        wanted = [c for c in q.subqueries if not isinstance(c, query.Not)]
+        if isinstance(q, query.Or) and len(wanted) != len(q.subqueries):
+            return False
+        return bool(wanted) and all(_vectorised(c, searcher) for c in wanted)
+    if isinstance(q, query.AndNot):
+        return q.boost == 1.0 and _vectorised(q.a, searcher)
+    return False
+
+
+def _at(docs: np.ndarray, found: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """The scores of `docs` (all among `found`, both ascending)."""
+    return scores[np.searchsorted(found, docs)]
+
+
+def _bm25(searcher, lengths: np.ndarray, fieldname: str, text: str, weights) -> np.ndarray:
+    """BM25F as Whoosh's scorer computes it (whoosh.scoring.bm25), for many documents."""
+    idf = searcher.idf(fieldname, text)
+    avgfl = searcher.avg_field_length(fieldname) or 1
+    k1, b = WEIGHTING.K1, WEIGHTING._field_B.get(fieldname, WEIGHTING.B)
+    return idf * ((weights * (k1 + 1)) / (weights + k1 * ((1 - b) + b * lengths / avgfl)))
+
+
+def _scored(holder: SearchIndex, searcher, q: query.Query) -> tuple[np.ndarray, np.ndarray]:
+    """The documents a query matches (ascending) and their scores, as Whoosh scores them."""
+    if isinstance(q, query.Term):
+        return holder.term_scores(searcher, q.fieldname, q.text, q.boost)
+    if isinstance(q, query.Phrase):  # its words' scores, where they stand together
+        docs = np.array(sorted(_docs(holder, searcher, q)), dtype=np.int64)
+        scores = np.zeros(len(docs))
+        for word in q.words:
+            scores += _at(docs, *holder.term_scores(searcher, q.fieldname, word))
+        return docs, scores * q.boost if q.boost != 1.0 else scores
+    if isinstance(q, query.FuzzyTerm):  # the sum of its expansions' scores
+        terms = [query.Term(q.fieldname, t) for t in _expansions(searcher, q)]
+        if not terms:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        return _scored(holder, searcher, query.Or(terms))
+    if isinstance(q, query.Or):
+        parts = [_scored(holder, searcher, c) for c in q.subqueries]
+        docs = np.concatenate([d for d, _ in parts])
+        if not len(docs):
+            return docs, np.zeros(0)
+        unique, where = np.unique(docs, return_inverse=True)
+        return unique, np.bincount(where, weights=np.concatenate([s for _, s in parts]))
+    if isinstance(q, query.AndNot):
+        docs, scores = _scored(holder, searcher, q.a)
+        unwanted = np.fromiter(_docs(holder, searcher, q.b), dtype=np.int64)
+        keep = ~np.isin(docs, unwanted)
+        return docs[keep], scores[keep]
+    wanted = [c for c in q.subqueries if not isinstance(c, query.Not)]
+    docs, scores = _scored(holder, searcher, wanted[0])
+    for child in wanted[1:]:
+        other, more = _scored(holder, searcher, child)
+        docs, mine, theirs = np.intersect1d(docs, other, assume_unique=True, return_indices=True)
+        scores = scores[mine] + more[theirs]
+    for child in q.subqueries:
+        if isinstance(child, query.Not):
+            unwanted = np.fromiter(_docs(holder, searcher, child.query), dtype=np.int64)
+            keep = ~np.isin(docs, unwanted)
+            docs, scores = docs[keep], scores[keep]
+    return docs, scores
+
+
+def _best(docs: np.ndarray, scores: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `limit` documents by score (rounded), then document number."""
+    rounded = np.round(scores, SCORE_DECIMALS)
+    if limit < len(docs):
+        cut = -np.partition(-rounded, limit - 1)[limit - 1]
+        chosen = rounded >= cut
+        docs, scores, rounded = docs[chosen], scores[chosen], rounded[chosen]
+    order = np.lexsort((docs, -rounded))[:limit]
+    return docs[order], scores[order]
 
 
 def _allowed(holder: SearchIndex, searcher, prepared: Prepared) -> set[int] | None:
@@ -1429,11 +1796,47 @@ def matching_records(session: Session, user, params: Mapping[str, str]) -> list[
         searcher = holder.searcher(engine)
         if isinstance(prepared.user_query, type(query.NullQuery)):
             return []
-        allowed = _allowed(holder, searcher, prepared)
-        hits = _hits(searcher, prepared, allowed, None)
-        return [(hit["type"], hit["rid"]) for hit in hits]
+        allowed, docs, _facets = holder.counted(searcher, prepared)
+        page = _page(holder, searcher, prepared, allowed, docs, len(docs))
+        stored = [searcher.stored_fields(int(doc)) for doc, _score in page]
+        return [(fields_["type"], fields_["rid"]) for fields_ in stored]
 
     return _recovering(session, work)
+
+
+def _page(
+    holder: SearchIndex, searcher, prepared: Prepared, allowed, docs: np.ndarray, limit: int
+) -> list[tuple[int, float]]:
+    """The first `limit` matches in the order asked, as (document, score): by relevance,
+    score (rounded to SCORE_DECIMALS) first, then document number; newest first, start
+    day, then score and document number. Words and their AND/OR/NOT are scored with numpy
+    over the words' postings, exactly as Whoosh scores them; anything else by Whoosh."""
+    q = prepared.user_query
+    newest = prepared.params.sort == "-date"
+    if limit <= 0 or not len(docs):
+        return []
+    if isinstance(q, query.Every) or _vectorised(q, searcher):
+        if isinstance(q, query.Every):
+            found, scores = np.sort(docs), np.ones(len(docs))
+        else:
+            found, scores = _scored(holder, searcher, q)
+            chosen = np.zeros(searcher.doc_count_all(), dtype=bool)
+            chosen[docs] = True  # what the search may show: the audience's, filtered
+            keep = chosen[found]
+            found, scores = found[keep], scores[keep]
+        if not newest:
+            found, scores = _best(found, scores, limit)
+        else:
+            start = holder.days(searcher, "start")[found]
+            order = np.lexsort((found, -np.round(scores, SCORE_DECIMALS), -start))[:limit]
+            found, scores = found[order], scores[order]
+        return list(zip(found.tolist(), scores.tolist(), strict=True))
+    hits = _hits(searcher, prepared, allowed, limit)
+    # By position, never list(hits): that asks len(), which walks every match again.
+    page = [(hits.docnum(i), _score(hits.score(i))) for i in range(hits.scored_length())]
+    if not newest:
+        page.sort(key=lambda hit: (-round(hit[1], SCORE_DECIMALS), hit[0]))
+    return page
 
 
 def _hits(searcher, prepared: Prepared, allowed: set[int] | None, limit: int | None):
@@ -1473,19 +1876,17 @@ def _run(holder: SearchIndex, engine: Engine, prepared: Prepared) -> dict:
     items = []
     offset = (p.page - 1) * p.per_page
     if offset < len(docs):
-        limit = offset + p.per_page
-        hits = _hits(searcher, prepared, allowed, limit)
+        page = _page(holder, searcher, prepared, allowed, docs, offset + p.per_page)
         exact, stemmed = _highlight_terms(prepared.user_query, searcher.reader())
-        # By position, never list(hits): that asks len(), which walks every match again.
-        for hit in (hits[i] for i in range(offset, min(limit, hits.scored_length()))):
-            stored = hit.fields()
+        for doc, score in page[offset:]:
+            stored = searcher.stored_fields(doc)
             items.append(
                 {
                     "type": stored["type"],
                     "id": stored["rid"],
                     "title": stored.get("s_title") or "",
                     "snippet": _snippet(stored, prepared.staff, exact, stemmed),
-                    "score": _score(hit.score),
+                    "score": round(score, 4),
                 }
             )
     return {

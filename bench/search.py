@@ -83,6 +83,7 @@ INDEXING_AIM_S = 120  # for 100,000 events
 WARM_UP = 10
 CHUNK = 5000
 PER_PAGE = 50  # the API's default; the raw searcher and FTS5 use the same
+TIE_SLACK = 50
 
 # --------------------------------------------------------------------------------------------
 # The corpus: real place and force names, Spanish and English text
@@ -636,12 +637,15 @@ def raw_search(searcher, params: dict[str, str], staff: bool) -> dict[str, Any]:
         elif name == "date_to":
             filters.append(wq.NumericRange("start", 1, _day(value)))
     page, per_page = _page(params)
+    relevance = _sort(params) != "-date"
     groups = {
         name: sorting.FieldFacet(column, allow_overlap=name == "actor")
         for name, column in FACET_FIELDS.items()
     }
     options: dict[str, Any] = {
-        "limit": page * per_page,
+        # Ordered as the API orders: equal scores (to engine.SCORE_DECIMALS) by document
+        # number; a few more than the page, for ties that straddle its end.
+        "limit": page * per_page + (TIE_SLACK if relevance else 0),
         "groupedby": groups,
         "maptype": sorting.Count,
         "filter": wq.And(filters) if filters else None,
@@ -649,9 +653,12 @@ def raw_search(searcher, params: dict[str, str], staff: bool) -> dict[str, Any]:
     if _sort(params) == "-date":
         options["sortedby"] = [sorting.FieldFacet("start", reverse=True), sorting.ScoreFacet()]
     results = searcher.search(user_query, **options)
+    hits = [(hit.docnum, hit.score) for hit in results]
+    if relevance:
+        hits.sort(key=lambda hit: (-round(hit[1], engine.SCORE_DECIMALS), hit[0]))
     items = []
-    for hit in results[(page - 1) * per_page : page * per_page]:
-        stored = hit.fields()
+    for docnum, _score in hits[(page - 1) * per_page : page * per_page]:
+        stored = searcher.stored_fields(docnum)
         items.append(
             {"type": stored["type"], "id": stored["rid"], "title": stored.get("s_title") or ""}
         )
