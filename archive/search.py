@@ -554,6 +554,7 @@ SEARCHES_KEPT = 32
 # What a rebuild's writer may hold in memory before it spills sorted runs to disk (Whoosh's
 # own estimate; the process grows by about 1.5 times as much). Once it spills, every posting
 # is pickled out and back, a third of the rebuild: 100,000 events fit in about 2,500.
+# The setting SEARCH_REINDEX_MB overrides it, for a server with less memory to spare.
 REINDEX_MB = 3072
 
 
@@ -767,8 +768,9 @@ def _open_searcher(ix):
 class SearchIndex:
     """One index folder as this process sees it: the open index and a reused searcher."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, reindex_mb: int = REINDEX_MB):
         self.path = path
+        self.reindex_mb = reindex_mb
         self._lock = threading.RLock()
         self._ix = None
         self._searcher = None
@@ -862,7 +864,7 @@ class SearchIndex:
             queued = list(session.scalars(select(SearchOutbox.id)))
             ids = _all_ids(session)
             total = 0
-            writer = ix.writer(timeout=timeout, limitmb=REINDEX_MB)
+            writer = ix.writer(timeout=timeout, limitmb=self.reindex_mb)
             # Whoosh reads each posting's field length back from disk to note the shortest
             # per block and term, a fifth of a rebuild; it only tightens the score bounds its
             # own collector skips blocks by (the page is scored with numpy, see _page).
@@ -1133,7 +1135,9 @@ def index_for(app) -> SearchIndex:
     with _INDEXES_LOCK:
         found = _INDEXES.get(path)
         if found is None:
-            found = _INDEXES[path] = SearchIndex(path)
+            found = _INDEXES[path] = SearchIndex(
+                path, int(app.config.get("SEARCH_REINDEX_MB", REINDEX_MB))
+            )
             while len(_INDEXES) > KEEP_OPEN:
                 _INDEXES.popitem(last=False)[1].close()
         _INDEXES.move_to_end(path)

@@ -12,6 +12,7 @@ import shutil
 
 import pytest
 from sqlalchemy import select, text, update
+from whoosh.index import FileIndex
 
 from archive import create_app, database, records
 from archive import search as engine
@@ -750,6 +751,28 @@ def test_reindex_rebuilds_everything_with_a_progress_bar(runner, client, corpus,
     checked = runner.invoke(args=["search", "check"])
     assert checked.exit_code == 0, checked.output
     assert "in step with the database: 11 records" in checked.output
+
+
+def test_a_rebuild_keeps_in_memory_no_more_than_the_setting_allows(
+    app, runner, factory, monkeypatch
+):
+    """SEARCH_REINDEX_MB bounds a rebuild's memory; with a small bound it still finds all."""
+    app.config["SEARCH_REINDEX_MB"] = 1  # before the index is first opened for this app
+    asked = []
+    writer = FileIndex.writer
+
+    def spy(self, procs=1, **kwargs):
+        asked.append(kwargs.get("limitmb"))
+        return writer(self, procs, **kwargs)
+
+    monkeypatch.setattr(FileIndex, "writer", spy)
+    made = [factory.operation(name=f"Operación Memoria {n}") for n in range(3)]
+    result = runner.invoke(args=["search", "reindex"])
+    assert result.exit_code == 0, result.output
+    assert 1 in asked
+    checked = runner.invoke(args=["search", "check"])
+    assert checked.exit_code == 0, checked.output
+    assert f"in step with the database: {len(made)} records" in checked.output
 
 
 def test_check_reports_a_change_that_bypassed_the_index(runner, app, client, corpus):
