@@ -9,7 +9,9 @@ one document per live record, built from what each audience may read (DOMAIN.md 
   filtered match set. Text only staff may read (internal notes, restricted victims'
   identities) lives in fields of its own (`notes`, `rvictim`) that an anonymous query never
   touches, and in a stored field snippets for anonymous readers are never built from.
-  Deleted records have no document at all.
+  Deleted records have no document at all. Their scores too are counted over their own
+  documents (AudienceStatistics): a record they cannot read changes neither their scores
+  nor their order.
 - Language. One chain for Spanish and English: Unicode NFKC, case folding, stop words of
   both, then two fields per text: an accent-folded unstemmed one (exact words, phrases,
   typo tolerance) and a stemmed one holding, at each position, the Spanish stem of the word
@@ -42,6 +44,7 @@ import gc
 import hashlib
 import html
 import logging
+import math
 import os
 import re
 import shutil
@@ -70,7 +73,8 @@ from whoosh.lang import stemmer_for_language, stopwords_for_language
 from whoosh.matching.combo import ArrayUnionMatcher
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.qparser import FieldsPlugin, FuzzyTermPlugin, QueryParser
-from whoosh.scoring import BM25F
+from whoosh.scoring import BM25F, BM25FScorer
+from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
 
 from . import access, database, vocab
@@ -1054,16 +1058,19 @@ class SearchIndex:
             found = self._columns[key] = np.concatenate(parts) if parts else np.zeros(0)
         return found
 
-    def term_scores(self, searcher, fieldname: str, text: str, boost: float = 1.0):
+    def term_scores(
+        self, searcher, fieldname: str, text: str, boost: float = 1.0, staff: bool = True
+    ):
         """A word's documents and their scores, kept for the searcher's life (the most
-        recent few hundred words)."""
+        recent few hundred words); for anonymous readers with their audience's statistics."""
         terms = self._columns.setdefault("scores", OrderedDict())
-        key = (fieldname, text, boost)
+        key = (fieldname, text, boost, staff)
         found = terms.get(key)
         if found is None:
             docs, weights = _term_postings(searcher, fieldname, text)
             lengths = self.lengths(searcher, fieldname)[docs]
-            scores = _bm25(searcher, lengths, fieldname, text, weights)
+            stats = searcher if staff else self.statistics(searcher)
+            scores = _bm25(stats, lengths, fieldname, text, weights)
             if boost != 1.0:
                 scores = scores * boost
             found = terms[key] = (docs, scores)
@@ -1071,6 +1078,13 @@ class SearchIndex:
                 terms.popitem(last=False)
         else:
             terms.move_to_end(key)
+        return found
+
+    def statistics(self, searcher) -> AudienceStatistics:
+        """The statistics anonymous readers' searches are scored with, kept per searcher."""
+        found = self._columns.get("statistics")
+        if found is None:
+            found = self._columns["statistics"] = AudienceStatistics(self, searcher)
         return found
 
     def days(self, searcher, name: str) -> np.ndarray:
@@ -1700,45 +1714,48 @@ def _at(docs: np.ndarray, found: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return scores[np.searchsorted(found, docs)]
 
 
-def _bm25(searcher, lengths: np.ndarray, fieldname: str, text: str, weights) -> np.ndarray:
+def _bm25(stats, lengths: np.ndarray, fieldname: str, text: str, weights) -> np.ndarray:
     """BM25F as Whoosh's scorer computes it (whoosh.scoring.bm25), for many documents."""
-    idf = searcher.idf(fieldname, text)
-    avgfl = searcher.avg_field_length(fieldname) or 1
+    idf = stats.idf(fieldname, text)
+    avgfl = stats.avg_field_length(fieldname) or 1
     k1, b = WEIGHTING.K1, WEIGHTING._field_B.get(fieldname, WEIGHTING.B)
     return idf * ((weights * (k1 + 1)) / (weights + k1 * ((1 - b) + b * lengths / avgfl)))
 
 
-def _scored(holder: SearchIndex, searcher, q: query.Query) -> tuple[np.ndarray, np.ndarray]:
-    """The documents a query matches (ascending) and their scores, as Whoosh scores them."""
+def _scored(
+    holder: SearchIndex, searcher, q: query.Query, staff: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """The documents a query matches (ascending) and their scores, as Whoosh scores them
+    (for anonymous readers, with their audience's statistics: see AudienceStatistics)."""
     if isinstance(q, query.Term):
-        return holder.term_scores(searcher, q.fieldname, q.text, q.boost)
+        return holder.term_scores(searcher, q.fieldname, q.text, q.boost, staff)
     if isinstance(q, query.Phrase):  # its words' scores, where they stand together
         docs = np.array(sorted(_docs(holder, searcher, q)), dtype=np.int64)
         scores = np.zeros(len(docs))
         for word in q.words:
-            scores += _at(docs, *holder.term_scores(searcher, q.fieldname, word))
+            scores += _at(docs, *holder.term_scores(searcher, q.fieldname, word, staff=staff))
         return docs, scores * q.boost if q.boost != 1.0 else scores
     if isinstance(q, query.FuzzyTerm):  # the sum of its expansions' scores
         terms = [query.Term(q.fieldname, t) for t in _expansions(searcher, q)]
         if not terms:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        return _scored(holder, searcher, query.Or(terms))
+        return _scored(holder, searcher, query.Or(terms), staff)
     if isinstance(q, query.Or):
-        parts = [_scored(holder, searcher, c) for c in q.subqueries]
+        parts = [_scored(holder, searcher, c, staff) for c in q.subqueries]
         docs = np.concatenate([d for d, _ in parts])
         if not len(docs):
             return docs, np.zeros(0)
         unique, where = np.unique(docs, return_inverse=True)
         return unique, np.bincount(where, weights=np.concatenate([s for _, s in parts]))
     if isinstance(q, query.AndNot):
-        docs, scores = _scored(holder, searcher, q.a)
+        docs, scores = _scored(holder, searcher, q.a, staff)
         unwanted = np.fromiter(_docs(holder, searcher, q.b), dtype=np.int64)
         keep = ~np.isin(docs, unwanted)
         return docs[keep], scores[keep]
     wanted = [c for c in q.subqueries if not isinstance(c, query.Not)]
-    docs, scores = _scored(holder, searcher, wanted[0])
+    docs, scores = _scored(holder, searcher, wanted[0], staff)
     for child in wanted[1:]:
-        other, more = _scored(holder, searcher, child)
+        other, more = _scored(holder, searcher, child, staff)
         docs, mine, theirs = np.intersect1d(docs, other, assume_unique=True, return_indices=True)
         scores = scores[mine] + more[theirs]
     for child in q.subqueries:
@@ -1747,6 +1764,56 @@ def _scored(holder: SearchIndex, searcher, q: query.Query) -> tuple[np.ndarray, 
             keep = ~np.isin(docs, unwanted)
             docs, scores = docs[keep], scores[keep]
     return docs, scores
+
+
+class AudienceStatistics:
+    """What BM25F scores with (documents, a word's documents, a field's average length),
+    counted over the documents anonymous readers may see only: a record they cannot read
+    (unpublished, restricted, deleted but not yet merged away) must change neither their
+    scores nor their order, or a search would tell them it is there."""
+
+    def __init__(self, holder: SearchIndex, searcher):
+        self.holder, self.searcher = holder, searcher
+        self.visible = np.zeros(searcher.doc_count_all(), dtype=bool)
+        self.visible[list(holder.audience(searcher, "yes"))] = True
+        self.count = int(self.visible.sum())
+        self._averages: dict[str, float] = {}
+
+    def idf(self, fieldname: str, text: str) -> float:
+        docs = self.holder.term_docs(self.searcher, query.Term(fieldname, text))
+        found = np.fromiter(docs, dtype=np.int64, count=len(docs))
+        frequency = int(self.visible[found].sum()) if len(found) else 0
+        return math.log(max(self.count, 1) / (frequency + 1)) + 1
+
+    def avg_field_length(self, fieldname: str) -> float:
+        found = self._averages.get(fieldname)
+        if found is None:
+            lengths = self.holder.lengths(self.searcher, fieldname)
+            total = float(lengths[self.visible[: len(lengths)]].sum()) if len(lengths) else 0.0
+            found = self._averages[fieldname] = total / (self.count or 1)
+        return found
+
+
+class _AudienceScorer(BM25FScorer):
+    def __init__(self, stats: AudienceStatistics, searcher, fieldname, text, b, k1, qf=1):
+        self.idf = stats.idf(fieldname, text)
+        self.avgfl = stats.avg_field_length(fieldname) or 1
+        self.B, self.K1, self.qf = b, k1, qf
+        self.setup(searcher, fieldname, text)
+
+
+class AudienceBM25F(BM25F):
+    """Whoosh's BM25F with an audience's statistics, for the queries numpy does not score."""
+
+    def __init__(self, stats: AudienceStatistics):
+        super().__init__()
+        self.stats = stats
+
+    def scorer(self, searcher, fieldname, text, qf=1):
+        if not searcher.schema[fieldname].scorable:
+            return super().scorer(searcher, fieldname, text, qf)
+        b = self._field_B.get(fieldname, self.B)
+        return _AudienceScorer(self.stats, searcher, fieldname, text, b, self.K1, qf=qf)
 
 
 def _best(docs: np.ndarray, scores: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -1823,7 +1890,7 @@ def _page(
         if isinstance(q, query.Every):
             found, scores = np.sort(docs), np.ones(len(docs))
         else:
-            found, scores = _scored(holder, searcher, q)
+            found, scores = _scored(holder, searcher, q, prepared.staff)
             chosen = np.zeros(searcher.doc_count_all(), dtype=bool)
             chosen[docs] = True  # what the search may show: the audience's, filtered
             keep = chosen[found]
@@ -1835,6 +1902,12 @@ def _page(
             order = np.lexsort((found, -np.round(scores, SCORE_DECIMALS), -start))[:limit]
             found, scores = found[order], scores[order]
         return list(zip(found.tolist(), scores.tolist(), strict=True))
+    if not prepared.staff:  # Whoosh scores with the audience's statistics too
+        searcher = Searcher(
+            searcher.reader(),
+            weighting=AudienceBM25F(holder.statistics(searcher)),
+            closereader=False,
+        )
     hits = _hits(searcher, prepared, allowed, limit)
     # By position, never list(hits): that asks len(), which walks every match again.
     page = [(hits.docnum(i), _score(hits.score(i))) for i in range(hits.scored_length())]
