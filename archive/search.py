@@ -1083,8 +1083,10 @@ class SearchIndex:
     def statistics(self, searcher) -> AudienceStatistics:
         """The statistics anonymous readers' searches are scored with, kept per searcher."""
         found = self._columns.get("statistics")
-        if found is None:
-            found = self._columns["statistics"] = AudienceStatistics(self, searcher)
+        if found is None or found.searcher is not searcher:
+            found = AudienceStatistics(self, searcher)
+            if searcher is self._searcher:  # not one replaced meanwhile: its own are not ours
+                self._columns["statistics"] = found
         return found
 
     def days(self, searcher, name: str) -> np.ndarray:
