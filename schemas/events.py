@@ -34,8 +34,8 @@ class EventSchema(BaseSchema):
     internal_notes = Text(allow_none=True)
     # The id another organisation's dataset gives the event, kept by an import
     # (archive/imports) to recognise it next time: shown, never taken (only imports set it).
-    external_dataset = fields.String(dump_only=True)
-    external_id = fields.String(dump_only=True)
+    external_dataset = fields.String(dump_only=True, allow_none=True)
+    external_id = fields.String(dump_only=True, allow_none=True)
 
     @validates_schema
     def dates_in_order(self, data, **kwargs):

@@ -24,8 +24,8 @@ class VictimSchema(BaseSchema):
     identity_restricted = fields.Boolean()
     # The id another organisation's dataset gives the person, kept by an import
     # (archive/imports) to recognise them next time: shown, never taken (only imports set it).
-    external_dataset = fields.String(dump_only=True)
-    external_id = fields.String(dump_only=True)
+    external_dataset = fields.String(dump_only=True, allow_none=True)
+    external_id = fields.String(dump_only=True, allow_none=True)
 
 
 class PublicVictimSchema(VictimSchema):
