@@ -9,12 +9,15 @@ Files: stored once under their SHA-256 and never altered; every read checks the 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -307,7 +310,17 @@ class FileTampered(Exception):
 
 
 class FileStore:
-    """Files kept under root/ab/cd/<sha256>, written once, read back only after a hash check."""
+    """Files kept under root/ab/cd/<sha256>, written once, read back only after a hash check.
+
+    A file saved for a transaction is *held* until it ends (`save(..., hold=True)`): a marker
+    under root/.holds says that an uncommitted transaction may come to reference it. A
+    transaction that does not commit lets go with `release(hold, unreferenced)`, which deletes
+    the file only when no other transaction holds it and `unreferenced()` (the database has
+    no row for it) says so. Saving and letting go take a lock on the store's folder, so a
+    file another transaction has just found in the store is never deleted under it; a
+    process that dies mid-transaction leaves the file and its marker, never a row without
+    its file.
+    """
 
     def __init__(self, root: str):
         self.root = root
@@ -315,8 +328,39 @@ class FileStore:
     def path(self, sha256: str) -> str:
         return os.path.join(self.root, sha256[:2], sha256[2:4], sha256)
 
-    def save(self, stream: IO[bytes], max_bytes: int) -> tuple[str, int]:
-        """Copy `stream` into the store; answer its SHA-256 and size."""
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the folder lets go of its lock
+
+    def _holds(self) -> str:
+        return os.path.join(self.root, ".holds")
+
+    def held(self, sha256: str) -> bool:
+        """Whether some transaction still holds the file."""
+        folder = self._holds()
+        return os.path.isdir(folder) and any(
+            name.startswith(sha256 + ".") for name in os.listdir(folder)
+        )
+
+    def release(self, hold: str, unreferenced: Callable[[], bool] | None = None) -> None:
+        """Let go of a hold; with `unreferenced`, delete the file if nothing else needs it."""
+        sha256 = os.path.basename(hold).split(".", 1)[0]
+        with self._locked():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(hold)
+            if unreferenced is None or self.held(sha256) or not unreferenced():
+                return
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path(sha256))
+
+    def save(self, stream: IO[bytes], max_bytes: int, hold: bool = False) -> tuple:
+        """Copy `stream` into the store; answer its SHA-256 and size, and with `hold` the
+        marker to `release` when the transaction ends."""
         os.makedirs(self.root, exist_ok=True)
         digest, size = hashlib.sha256(), 0
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".upload-")
@@ -332,13 +376,18 @@ class FileStore:
                 os.fsync(out.fileno())
             sha256 = digest.hexdigest()
             final = self.path(sha256)
-            if os.path.exists(final):
-                os.unlink(tmp)
-            else:
-                os.makedirs(os.path.dirname(final), exist_ok=True)
-                os.chmod(tmp, 0o444)
-                os.replace(tmp, final)
-            return sha256, size
+            with self._locked():
+                if hold:
+                    os.makedirs(self._holds(), exist_ok=True)
+                    marker = os.path.join(self._holds(), f"{sha256}.{uuid.uuid4().hex}")
+                    open(marker, "x").close()
+                if os.path.exists(final):
+                    os.unlink(tmp)
+                else:
+                    os.makedirs(os.path.dirname(final), exist_ok=True)
+                    os.chmod(tmp, 0o444)
+                    os.replace(tmp, final)
+            return (sha256, size, marker) if hold else (sha256, size)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)

@@ -7,8 +7,8 @@ import re
 from typing import IO
 
 from marshmallow import ValidationError
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from . import access, extract, provenance
 from .models import Source, SourceFile, StoredFile, User
@@ -24,6 +24,33 @@ SIGNATURES = (
     (b"GIF89a", "image/gif"),
     (b"PK\x03\x04", "application/zip"),
 )
+
+
+# Files stored during a session's transaction, let go of when it ends (see FileStore).
+HOLDS = "constancia_file_holds"
+
+
+@event.listens_for(Session, "after_commit")
+def _keep_files(session: Session) -> None:
+    for store, hold, _sha256 in session.info.pop(HOLDS, ()):
+        store.release(hold)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_uncommitted_files(session: Session, transaction: SessionTransaction) -> None:
+    """A transaction that ended without committing (rolled back, or closed) deletes the files
+    it stored unless a committed row or another transaction still needs them."""
+    if transaction.parent is not None or not session.info.get(HOLDS):
+        return
+    engine = session.get_bind()
+    for store, hold, sha256 in session.info.pop(HOLDS):
+
+        def unreferenced(sha256: str = sha256) -> bool:
+            with engine.connect() as connection:
+                query = select(StoredFile.sha256).where(StoredFile.sha256 == sha256)
+                return connection.scalar(query) is None
+
+        store.release(hold, unreferenced)
 
 
 MEDIA_TYPE = re.compile(r"^[\w.+-]{1,90}/[\w.+-]{1,90}$")
@@ -65,7 +92,8 @@ def attach_file(
             f"The file name must be at most {MAX_FILENAME} characters, without NUL.", "file"
         )
     source = get_record(session, user, RESOURCES["sources"], source_id)
-    sha256, size = store.save(stream, max_bytes)
+    sha256, size, hold = store.save(stream, max_bytes, hold=True)
+    session.info.setdefault(HOLDS, []).append((store, hold, sha256))
     with open(store.path(sha256), "rb") as f:
         kind = media_type(f.read(16), filename, claimed_type)
     if session.get(StoredFile, sha256) is None:

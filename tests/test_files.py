@@ -8,9 +8,11 @@ import os
 import re
 
 import pytest
+from marshmallow import ValidationError
 
 from archive import create_app
 from archive.extensions import db
+from archive.provenance import FileStore
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 LIMIT = 1024
@@ -248,3 +250,67 @@ def test_upload_to_a_missing_source_is_a_404_and_stores_nothing(app, client, aut
     assert response.status_code == 404
     assert db_rows() == before
     assert stored_files(app) == []
+
+
+def test_an_upload_refused_after_its_file_was_stored_leaves_no_file(
+    app, client, factory, auth, db_rows, monkeypatch
+):
+    """A request that fails once the bytes are in the store rolls back its rows, and the
+    file it stored goes with them: nothing on disk that no row refers to."""
+    from archive import sourcefiles
+
+    source_id = factory.source()
+    before = db_rows()
+
+    def refused(*args, **kwargs):
+        raise ValidationError("refused after storing", "file")
+
+    monkeypatch.setattr(sourcefiles.provenance, "record", refused)
+    response = upload(client, auth("researcher"), source_id, PDF)
+
+    assert response.status_code == 422
+    assert db_rows() == before
+    assert stored_files(app) == []
+
+
+def test_a_failed_upload_keeps_the_same_file_another_source_committed(
+    app, client, factory, auth, monkeypatch
+):
+    from archive import sourcefiles
+
+    first, second = factory.source(), factory.source()
+    assert upload(client, auth("researcher"), first, PDF).status_code == 201
+
+    def refused(*args, **kwargs):
+        raise ValidationError("refused after storing", "file")
+
+    monkeypatch.setattr(sourcefiles.provenance, "record", refused)
+    assert upload(client, auth("researcher"), second, PDF).status_code == 422
+    monkeypatch.undo()
+
+    download = client.get(f"/api/v1/sources/{first}/files/{sha256(PDF)}", headers=auth("viewer"))
+    assert download.status_code == 200
+    assert download.data == PDF
+    download.close()
+    assert stored_files(app) == [os.path.join(sha256(PDF)[:2], sha256(PDF)[2:4], sha256(PDF))]
+
+
+def test_a_file_two_transactions_hold_outlives_the_one_that_rolls_back(tmp_path):
+    """Two uncommitted transactions store the same bytes; the first to give up must not
+    delete the file the other is about to commit a row for."""
+    store = FileStore(str(tmp_path))
+    digest, _size, first = store.save(io.BytesIO(PDF), LIMIT, hold=True)
+    same, _size, second = store.save(io.BytesIO(PDF), LIMIT, hold=True)
+    assert same == digest and first != second
+
+    store.release(first, unreferenced=lambda: True)  # rolled back; no row in the database
+    assert os.path.exists(store.path(digest))
+    store.release(second)  # committed
+    assert os.path.exists(store.path(digest)) and not store.held(digest)
+
+    _digest, _size, third = store.save(io.BytesIO(PDF), LIMIT, hold=True)
+    store.release(third, unreferenced=lambda: False)  # rolled back; a committed row needs it
+    assert os.path.exists(store.path(digest))
+    _digest, _size, fourth = store.save(io.BytesIO(PDF), LIMIT, hold=True)
+    store.release(fourth, unreferenced=lambda: True)  # rolled back; nothing needs it
+    assert not os.path.exists(store.path(digest))

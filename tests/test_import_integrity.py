@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
 from sqlalchemy import func, select
 
 from archive.extensions import db
@@ -98,11 +97,6 @@ def _failing_import(factory, monkeypatch):
     monkeypatch.setattr(engine.Writer, "_take_ids", clashing)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Review finding: the dataset file is stored before the rows are written and a "
-    "write the database refuses leaves it in FILES_DIR, referenced by no row.",
-)
 def test_a_failed_import_leaves_no_file_in_the_store(app, run, factory, monkeypatch):
     _failing_import(factory, monkeypatch)
     files_before = _stored_files(app)
