@@ -51,6 +51,7 @@ import shutil
 import threading
 import unicodedata
 import warnings
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
@@ -64,9 +65,9 @@ from marshmallow import ValidationError
 from sqlalchemy import delete, event, func, insert, inspect, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, joinedload, selectinload
-from whoosh import fields, query, sorting, writing
+from whoosh import fields, formats, query, sorting, writing
 from whoosh.analysis import Analyzer, Filter, RegexTokenizer, StopFilter, Token
-from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, _lenfield
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3FieldWriter, W3LeafMatcher, _lenfield
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import LockError
 from whoosh.lang import stemmer_for_language, stopwords_for_language
@@ -75,6 +76,7 @@ from whoosh.matching.wrappers import FilterMatcher
 from whoosh.qparser import FieldsPlugin, FuzzyTermPlugin, QueryParser
 from whoosh.scoring import BM25F, BM25FScorer
 from whoosh.searching import Searcher
+from whoosh.system import pack_uint
 from whoosh.util.numeric import byte_to_length
 
 from . import access, database, vocab
@@ -253,6 +255,7 @@ class _Indexed(Analyzer):
 
 EXACT = _Indexed(stemmed=False)
 STEMMED = _Indexed(stemmed=True)
+
 
 # The text fields, indexed exact (`t_name`), and some stemmed too (`t_name_s`).
 TEXT_FIELDS = ("all", "title", "actor", "operation", "place", "victim", "file", "notes", "rvictim")
@@ -560,6 +563,180 @@ SEARCHES_KEPT = 32
 # is pickled out and back, a third of the rebuild: 100,000 events fit in about 2,500.
 # The setting SEARCH_REINDEX_MB overrides it, for a server with less memory to spare.
 REINDEX_MB = 3072
+
+
+_POSITIONS = formats.Positions()
+_ONE_POSITION = pack_uint(1)
+
+
+@functools.lru_cache(maxsize=100_000)
+def _pickled_position(position: int) -> bytes:
+    return _POSITIONS.encode([position])[len(_ONE_POSITION) :]
+
+
+class _TermPool:
+    """A rebuild's postings, gathered by term as the documents are added and written a block
+    at a time: what Whoosh's writer does a posting at a time, in Python, and after sorting
+    every posting (two thirds of a rebuild). The index written is the same, byte for byte
+    in its postings, lengths, columns and stored fields; the text fields' postings are
+    counted from each text split once (_content), not through a Token per word.
+
+    Within the writer's memory bound (SEARCH_REINDEX_MB, Whoosh's estimate of its own
+    pool) only: past it, what was gathered goes to Whoosh's pool, which spills sorted runs
+    to disk, and the rest of the rebuild is Whoosh's own."""
+
+    # A posting's estimated size here (document number, weight, the reference to its
+    # value), and a term's (its key and arrays).
+    POSTING_BYTES = 24
+    TERM_BYTES = 240
+
+    def __init__(self, writer):
+        self.writer = writer
+        self.limit = writer.pool.limit
+        self.size = 0
+        self.terms: dict[str, dict[str | bytes, tuple[array, array, list]]] = {}
+        self.spilled = False
+        # Frequencies encoded before.
+        self._encoded: dict[int, bytes] = {}
+        # The text fields this class counts postings of itself: (stemmed, with positions,
+        # the field's boost) by field name.
+        self._text = {
+            name: (field.analyzer.stemmed, type(field.format) is formats.Positions, boost)
+            for name, field in writer.schema.items()
+            if isinstance(getattr(field, "analyzer", None), _Indexed)
+            and field.scorable
+            and type(field.format) in (formats.Positions, formats.Frequency)
+            and isinstance(boost := field.format.field_boost, float)
+        }
+
+    def add_document(self, doc: Mapping[str, Any]) -> None:
+        """What writer.add_document(**doc) does, for this index's schema."""
+        if self.spilled:
+            self.writer.add_document(**doc)
+            return
+        w = self.writer
+        perdoc, schema, docnum = w.perdocwriter, w.schema, w.docnum
+        perdoc.start_doc(docnum)
+        for name in sorted(doc):
+            value = doc[name]
+            if value is None:
+                continue
+            field = schema[name]
+            length = 0
+            if field.indexed:
+                terms = self.terms.get(name)
+                if terms is None:
+                    terms = self.terms[name] = {}
+                text = self._text.get(name)
+                if text is not None:
+                    length = self._add_text(terms, *text, value, docnum)
+                else:
+                    for btext, freq, weight, vbytes in field.index(value):
+                        if field.scorable:
+                            length += freq
+                        self._add(terms, btext, docnum, weight, vbytes)
+            perdoc.add_field(name, field, value if field.stored else None, length)
+            if field.column_type is not None:
+                perdoc.add_column_value(name, field.column_type, field.to_column_value(value))
+        perdoc.finish_doc()
+        w._added = True
+        w.docnum += 1
+        if self.size > self.limit:
+            self._spill()
+
+    def _add_text(
+        self, terms: dict, stemmed: bool, positional: bool, boost: float, value: str, docnum: int
+    ) -> int:
+        """A text field's postings, as its format's word_values() would give them from
+        _Indexed's tokens; answers the field's length."""
+        positions: dict[str, list[int]] = {}
+        for word, position in _content(value):
+            for text in stems(word) if stemmed else (fold(word),):
+                found = positions.get(text)
+                if found is None:
+                    positions[text] = [position]
+                else:
+                    found.append(position)
+        size = length = 0
+        encoded = self._encoded
+        for text, ps in positions.items():
+            n = len(ps)
+            length += n
+            if not positional:
+                vbytes = encoded.get(n)
+                if vbytes is None:
+                    vbytes = encoded[n] = pack_uint(n)
+            elif n == 1:
+                # A new object each time, as Whoosh's: its block pickles refer to a value
+                # met twice rather than write it again, and the postings would differ.
+                vbytes = _ONE_POSITION + _pickled_position(ps[0])
+            else:
+                vbytes = _POSITIONS.encode(ps)
+            entry = terms.get(text)
+            if entry is None:
+                entry = terms[text] = (array("I"), array("d"), [])
+                size += self.TERM_BYTES + len(text)
+            entry[0].append(docnum)
+            entry[1].append(n * boost)
+            entry[2].append(vbytes)
+            size += self.POSTING_BYTES + len(vbytes)
+        self.size += size
+        return length
+
+    def _add(self, terms: dict, btext: bytes, docnum: int, weight: float, vbytes) -> None:
+        entry = terms.get(btext)
+        if entry is None:
+            entry = terms[btext] = (array("I"), array("d"), [])
+            self.size += self.TERM_BYTES + len(btext)
+        entry[0].append(docnum)
+        entry[1].append(weight)
+        entry[2].append(vbytes or b"")
+        self.size += self.POSTING_BYTES + (len(vbytes) if vbytes else 0)
+
+    def _spill(self) -> None:
+        add = self.writer.pool.add
+        for name, terms in self.terms.items():
+            for text, (docs, weights, values) in terms.items():
+                btext = text.encode() if isinstance(text, str) else text
+                for docnum, weight, vbytes in zip(docs, weights, values, strict=True):
+                    add((name, btext, docnum, weight, vbytes))
+        self.terms.clear()
+        self.spilled = True
+
+    def write(self) -> None:
+        """Write the postings gathered, before the writer commits (its own pool is empty)."""
+        if self.spilled:
+            return
+        fw, schema = self.writer.fieldwriter, self.writer.schema
+        if not isinstance(fw, W3FieldWriter):  # another codec: its own writing, in order
+            self._spill()
+            return
+        for name in sorted(self.terms):
+            terms = self.terms.pop(name)
+            if not terms:
+                continue
+            fw.start_field(name, schema[name])
+            # Text as str sorts as its UTF-8 bytes do.
+            for text in sorted(terms):
+                self._write_term(fw, text, *terms.pop(text))
+            fw.finish_field()
+
+    @staticmethod
+    def _write_term(fw, text, docs: array, weights: array, values: list) -> None:
+        fw.start_term(text.encode() if isinstance(text, str) else text)
+        writer = fw._postwriter
+        limit = writer._blocklimit
+        for start in range(0, len(docs), limit):
+            if start:
+                writer._write_block()
+            # As add_posting() fills a block, a posting at a time.
+            block = slice(start, start + limit)
+            writer._ids = docs[block]
+            writer._weights = array("f", weights[block])
+            writer._values = [v for v in values[block] if v]
+            writer._maxweight = max(0, max(weights[block]))
+            writer._minlength, writer._maxlength = None, 0
+        fw.finish_term()
 
 
 def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
@@ -873,14 +1050,16 @@ class SearchIndex:
             # per block and term, a fifth of a rebuild; it only tightens the score bounds its
             # own collector skips blocks by (the page is scored with numpy, see _page).
             writer.codec.length_stats = False
+            pool = _TermPool(writer)
             try:
                 for kind, kind_ids in ids.items():
                     for chunk in _chunks(kind_ids):
                         for doc in BUILDERS[kind](session, chunk).values():
-                            writer.add_document(**doc)
+                            pool.add_document(doc)
                             total += 1
                         if progress:
                             progress(len(chunk))
+                pool.write()
             except BaseException:
                 writer.cancel()
                 raise

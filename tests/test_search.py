@@ -12,6 +12,8 @@ import shutil
 
 import pytest
 from sqlalchemy import select, text, update
+from whoosh.filedb.compound import CompoundStorage
+from whoosh.filedb.filestore import FileStorage
 from whoosh.index import FileIndex
 
 from archive import create_app, database, records
@@ -773,6 +775,34 @@ def test_a_rebuild_keeps_in_memory_no_more_than_the_setting_allows(
     checked = runner.invoke(args=["search", "check"])
     assert checked.exit_code == 0, checked.output
     assert f"in step with the database: {len(made)} records" in checked.output
+
+
+def _segment_files(path: str) -> dict[str, bytes]:
+    """The files inside an index's one compound segment, by kind (the segment's random name
+    left out)."""
+    storage = FileStorage(path)
+    (segment,) = [name for name in storage.list() if name.endswith(".seg")]
+    compound = CompoundStorage(storage.open_file(segment), use_mmap=False)
+    try:
+        return {name.split(".", 1)[1]: compound.open_file(name).read() for name in compound.list()}
+    finally:
+        compound.close()
+
+
+def test_a_rebuild_writes_the_same_index_as_whoosh_itself(app, runner, corpus, archive):
+    """A rebuild gathers postings by term and writes them a block at a time; Whoosh's own
+    writer, a posting at a time, writes the same bytes: postings, terms, lengths, columns,
+    stored fields."""
+    set_file_text(app, archive["public_source"])
+    assert runner.invoke(args=["search", "reindex"]).exit_code == 0
+    fast = _segment_files(app.config["SEARCH_INDEX_DIR"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine._TermPool, "add_document", lambda p, doc: p.writer.add_document(**doc))
+        patch.setattr(engine._TermPool, "write", lambda p: None)
+        assert runner.invoke(args=["search", "reindex"]).exit_code == 0
+    whooshs = _segment_files(app.config["SEARCH_INDEX_DIR"])
+    assert {"pst", "trm", "_stored.col", "_t_all_len.col"} <= set(fast)
+    assert fast == whooshs
 
 
 def test_check_reports_a_change_that_bypassed_the_index(runner, app, client, corpus):
