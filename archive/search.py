@@ -257,11 +257,37 @@ EXACT = _Indexed(stemmed=False)
 STEMMED = _Indexed(stemmed=True)
 
 
+def _pairs(text: str) -> set[str]:
+    """The text's adjacent word pairs, accent-folded, "orden judicial": what a phrase of
+    two words finds by a term, and a longer one narrows its candidates with."""
+    words = [fold(word) for word, _position in _content(text)]
+    return {f"{a} {b}" for a, b in zip(words, words[1:], strict=False)}
+
+
+class _Pairs(Analyzer):
+    """What a pairs field (`t_name_p`) indexes: _pairs()."""
+
+    def __eq__(self, other):
+        return type(other) is type(self)
+
+    def __call__(self, value: str, **kwargs):
+        token = Token(positions=False, boost=1.0, removestops=True, mode="index")
+        for pair in sorted(_pairs(value)):
+            token.text = pair
+            token.stopped = False
+            yield token
+
+
+PAIRS = _Pairs()
+
 # The text fields, indexed exact (`t_name`), and some stemmed too (`t_name_s`).
 TEXT_FIELDS = ("all", "title", "actor", "operation", "place", "victim", "file", "notes", "rvictim")
 # Those also indexed stemmed: the rest (names, places, file text, also inside `all`) are
 # searched by their exact, accent-folded words when a query names their field.
 STEMMED_FIELDS = frozenset({"all", "title", "notes", "rvictim"})
+# Those also indexed as adjacent word pairs (`t_name_p`): the fields a word of a query naming
+# no field is searched in.
+PAIRED_FIELDS = frozenset({"all", "notes", "rvictim"})
 # What a query may name, and the indexed fields each name searches for each audience.
 QUERY_FIELDS = ("all", "title", "actor", "operation", "place", "victim", "file", "notes")
 PUBLIC_TARGETS = {name: (name,) for name in QUERY_FIELDS if name != "notes"}
@@ -308,6 +334,8 @@ def _schema() -> fields.Schema:
             schema.add(
                 f"t_{name}_s", fields.TEXT(analyzer=STEMMED, phrase=False, field_boost=boost)
             )
+        if name in PAIRED_FIELDS:  # found, never scored
+            schema.add(f"t_{name}_p", fields.FieldType(formats.Existence(), PAIRS))
     return schema
 
 
@@ -392,6 +420,8 @@ def _document(kind: str, record_id: int, public: bool, **values: Any) -> dict[st
             doc[f"t_{name}"] = text
             if name in STEMMED_FIELDS:
                 doc[f"t_{name}_s"] = text
+            if name in PAIRED_FIELDS:
+                doc[f"t_{name}_p"] = text
     doc["digest"] = hashlib.sha256(repr(sorted(doc.items())).encode()).hexdigest()
     return doc
 
@@ -608,6 +638,14 @@ class _TermPool:
             and type(field.format) in (formats.Positions, formats.Frequency)
             and isinstance(boost := field.format.field_boost, float)
         }
+        # The pairs fields, and the weight of each of their postings (their boost).
+        self._pairs = {
+            name: float(field.format.field_boost)
+            for name, field in writer.schema.items()
+            if isinstance(getattr(field, "analyzer", None), _Pairs)
+            and type(field.format) is formats.Existence
+            and not field.scorable
+        }
 
     def add_document(self, doc: Mapping[str, Any]) -> None:
         """What writer.add_document(**doc) does, for this index's schema."""
@@ -630,6 +668,9 @@ class _TermPool:
                 text = self._text.get(name)
                 if text is not None:
                     length = self._add_text(terms, *text, value, docnum)
+                elif name in self._pairs:
+                    for pair in _pairs(value):
+                        self._add(terms, pair, docnum, self._pairs[name], b"")
                 else:
                     for btext, freq, weight, vbytes in field.index(value):
                         if field.scorable:
@@ -683,7 +724,7 @@ class _TermPool:
         self.size += size
         return length
 
-    def _add(self, terms: dict, btext: bytes, docnum: int, weight: float, vbytes) -> None:
+    def _add(self, terms: dict, btext: str | bytes, docnum: int, weight: float, vbytes) -> None:
         entry = terms.get(btext)
         if entry is None:
             entry = terms[btext] = (array("I"), array("d"), [])
@@ -1190,13 +1231,17 @@ class SearchIndex:
         return allowed, docs, {name: dict(counts) for name, counts in facets.items()}
 
     def query_docs(self, searcher, q: query.Query) -> frozenset[int]:
-        """What a phrase (or any query not made of words) matches, as Whoosh finds it, kept
-        for the searcher's life (the most recent few hundred)."""
+        """What a phrase (or any query not made of words) matches, as Whoosh finds it (a
+        phrase of adjacent words by its pairs, see _phrase_docs), kept for the searcher's
+        life (the most recent few hundred)."""
         kept = self._columns.setdefault("queries", OrderedDict())
         key = repr(q)
         found = kept.get(key)
         if found is None:
-            found = kept[key] = frozenset(searcher.docs_for_query(q))
+            if _paired(q):
+                found = kept[key] = _phrase_docs(self, searcher, q)
+            else:
+                found = kept[key] = frozenset(searcher.docs_for_query(q))
             while len(kept) > TERMS_KEPT:
                 kept.popitem(last=False)
         else:
@@ -1795,6 +1840,61 @@ def _term_docs(searcher, q: query.Term) -> set[int]:
             ids -= deleted
         found.update(ids if not offset else (i + offset for i in ids))
     return found
+
+
+def _paired(q: query.Query) -> bool:
+    """Whether a query is a phrase of adjacent words in a field indexed by pairs too."""
+    return (
+        isinstance(q, query.Phrase)
+        and q.slop == 1
+        and len(q.words) >= 2
+        and f"{q.fieldname}_p" in SCHEMA
+        and all(isinstance(word, str) for word in q.words)
+    )
+
+
+def _phrase_docs(holder: SearchIndex, searcher, q: query.Phrase) -> frozenset[int]:
+    """What Whoosh's phrase query finds, without its check of each document holding all the
+    words one at a time: the documents holding each adjacent pair of the phrase's words
+    (all a phrase of two needs), then, for a longer one, the words' positions read in
+    those documents only."""
+    pairs = sorted({f"{a} {b}" for a, b in zip(q.words, q.words[1:], strict=False)})
+    found: set[int] | None = None
+    for pair in pairs:
+        docs = holder.term_docs(searcher, query.Term(f"{q.fieldname}_p", pair))
+        found = set(docs) if found is None else found & docs
+        if not found:
+            return frozenset()
+    if len(q.words) == 2 or not found:
+        return frozenset(found or ())
+    return frozenset(_in_order(searcher, q.fieldname, q.words, found))
+
+
+def _in_order(searcher, fieldname: str, words: list[str], candidates: set[int]) -> set[int]:
+    """The candidates where the words stand one right after the other."""
+    out: set[int] = set()
+    for sub, offset in searcher.subsearchers or [(searcher, 0)]:
+        reader = sub.reader()
+        count = reader.doc_count_all()
+        mine = sorted(d - offset for d in candidates if offset <= d < offset + count)
+        if not mine or any((fieldname, word) not in reader for word in words):
+            continue
+        matchers = [reader.postings(fieldname, word) for word in words]
+        for doc in mine:
+            positions = []
+            for matcher in matchers:
+                if matcher.is_active() and matcher.id() < doc:
+                    matcher.skip_to(doc)
+                if not matcher.is_active() or matcher.id() != doc:
+                    break
+                positions.append(set(matcher.value_as("positions")))
+            else:
+                if any(
+                    all(start + i in at for i, at in enumerate(positions[1:], 1))
+                    for start in positions[0]
+                ):
+                    out.add(doc + offset)
+    return out
 
 
 def _docs(holder: SearchIndex, searcher, q: query.Query) -> set[int]:

@@ -120,6 +120,21 @@ def corpus(factory):
     return ids
 
 
+def test_a_phrase_of_three_words_needs_them_in_a_row(client, factory, auth):
+    """Its adjacent pairs are not enough: each may stand elsewhere in the text."""
+    whole = factory.published_event(title="La brigada rural norte actuó")
+    apart = factory.published_event(title="Brigada rural, y una patrulla rural norte")
+    turned = factory.published_event(title="Norte rural brigada")
+    noted = factory.published_event(internal_notes="vista de la brigada rural norte")
+    assert found(client, '"brigada rural norte"') == {("event", whole)}
+    assert found(client, '"rural norte"') == {("event", whole), ("event", apart)}
+    assert found(client, '"brigada rural"') == {("event", whole), ("event", apart)}
+    assert found(client, '"rural brigada"') == {("event", turned)}
+    staff = auth("viewer")
+    assert found(client, '"brigada rural norte"', staff) == {("event", whole), ("event", noted)}
+    assert found(client, '"brigada norte rural"', staff) == set()
+
+
 def test_a_word_typed_without_its_accent_finds_it_with_one(client, corpus):
     assert found(client, "tejerias") == {("event", corpus["tejerias"])}
     assert found(client, "TEJERÍAS") == {("event", corpus["tejerias"])}
