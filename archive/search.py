@@ -45,6 +45,7 @@ import hashlib
 import html
 import logging
 import math
+import multiprocessing
 import os
 import re
 import shutil
@@ -593,6 +594,8 @@ SEARCHES_KEPT = 32
 # is pickled out and back, a third of the rebuild: 100,000 events fit in about 2,500.
 # The setting SEARCH_REINDEX_MB overrides it, for a server with less memory to spare.
 REINDEX_MB = 3072
+# From how many records a rebuild reads and analyses the later ones in a second process.
+PARALLEL_DOCUMENTS = 20_000
 
 
 _POSITIONS = formats.Positions()
@@ -620,9 +623,10 @@ class _TermPool:
     POSTING_BYTES = 24
     TERM_BYTES = 240
 
-    def __init__(self, writer):
+    def __init__(self, writer, schema: fields.Schema | None = None):
         self.writer = writer
-        self.limit = writer.pool.limit
+        self.schema = writer.schema if writer is not None else schema
+        self.limit = writer.pool.limit if writer is not None else math.inf
         self.size = 0
         self.terms: dict[str, dict[str | bytes, tuple[array, array, list]]] = {}
         self.spilled = False
@@ -632,7 +636,7 @@ class _TermPool:
         # the field's boost) by field name.
         self._text = {
             name: (field.analyzer.stemmed, type(field.format) is formats.Positions, boost)
-            for name, field in writer.schema.items()
+            for name, field in self.schema.items()
             if isinstance(getattr(field, "analyzer", None), _Indexed)
             and field.scorable
             and type(field.format) in (formats.Positions, formats.Frequency)
@@ -641,7 +645,7 @@ class _TermPool:
         # The pairs fields, and the weight of each of their postings (their boost).
         self._pairs = {
             name: float(field.format.field_boost)
-            for name, field in writer.schema.items()
+            for name, field in self.schema.items()
             if isinstance(getattr(field, "analyzer", None), _Pairs)
             and type(field.format) is formats.Existence
             and not field.scorable
@@ -652,31 +656,45 @@ class _TermPool:
         if self.spilled:
             self.writer.add_document(**doc)
             return
+        self._describe(doc, self._index(doc, self.writer.docnum))
+
+    def _index(self, doc: Mapping[str, Any], docnum: int) -> dict[str, int]:
+        """Gather a document's postings; answer its fields' lengths."""
+        lengths = {}
+        for name, value in doc.items():
+            field = self.schema[name]
+            if value is None or not field.indexed:
+                continue
+            terms = self.terms.get(name)
+            if terms is None:
+                terms = self.terms[name] = {}
+            length = 0
+            text = self._text.get(name)
+            if text is not None:
+                length = self._add_text(terms, *text, value, docnum)
+            elif name in self._pairs:
+                for pair in _pairs(value):
+                    self._add(terms, pair, docnum, self._pairs[name], b"")
+            else:
+                for btext, freq, weight, vbytes in field.index(value):
+                    if field.scorable:
+                        length += freq
+                    self._add(terms, btext, docnum, weight, vbytes)
+            if length:
+                lengths[name] = length
+        return lengths
+
+    def _describe(self, doc: Mapping[str, Any], lengths: Mapping[str, int]) -> None:
+        """Write a document's lengths, columns and stored fields, as the next document."""
         w = self.writer
-        perdoc, schema, docnum = w.perdocwriter, w.schema, w.docnum
-        perdoc.start_doc(docnum)
+        perdoc, schema = w.perdocwriter, self.schema
+        perdoc.start_doc(w.docnum)
         for name in sorted(doc):
             value = doc[name]
             if value is None:
                 continue
             field = schema[name]
-            length = 0
-            if field.indexed:
-                terms = self.terms.get(name)
-                if terms is None:
-                    terms = self.terms[name] = {}
-                text = self._text.get(name)
-                if text is not None:
-                    length = self._add_text(terms, *text, value, docnum)
-                elif name in self._pairs:
-                    for pair in _pairs(value):
-                        self._add(terms, pair, docnum, self._pairs[name], b"")
-                else:
-                    for btext, freq, weight, vbytes in field.index(value):
-                        if field.scorable:
-                            length += freq
-                        self._add(terms, btext, docnum, weight, vbytes)
-            perdoc.add_field(name, field, value if field.stored else None, length)
+            perdoc.add_field(name, field, value if field.stored else None, lengths.get(name, 0))
             if field.column_type is not None:
                 perdoc.add_column_value(name, field.column_type, field.to_column_value(value))
         perdoc.finish_doc()
@@ -684,6 +702,31 @@ class _TermPool:
         w.docnum += 1
         if self.size > self.limit:
             self._spill()
+
+    def add_part(self, part: tuple[dict, list, int]) -> int:
+        """Add the documents another process gathered (_gather_part), after those added so
+        far; answer how many."""
+        terms, described, size = part
+        base = self.writer.docnum
+        for name, theirs in terms.items():
+            mine = self.terms.setdefault(name, {})
+            for text, (docs, weights, values) in theirs.items():
+                shifted = array("I")
+                shifted.frombytes((np.frombuffer(docs, dtype=np.uint32) + base).tobytes())
+                found = mine.get(text)
+                if found is None:
+                    mine[text] = (shifted, weights, values)
+                else:
+                    found[0].extend(shifted)
+                    found[1].extend(weights)
+                    found[2].extend(values)
+        terms.clear()
+        self.size += size
+        if self.spilled or self.size > self.limit:
+            self._spill()
+        for doc, lengths in described:
+            self._describe(doc, lengths)
+        return len(described)
 
     def _add_text(
         self, terms: dict, stemmed: bool, positional: bool, boost: float, value: str, docnum: int
@@ -778,6 +821,26 @@ class _TermPool:
             writer._maxweight = max(0, max(weights[block]))
             writer._minlength, writer._maxlength = None, 0
         fw.finish_term()
+
+
+def _gather_part(engine: Engine, schema: fields.Schema, jobs: list, conn) -> None:
+    """In a process of its own: the documents of `jobs` ((kind, ids) in order), their
+    postings gathered from document number 0, sent back as (terms, [(doc, lengths)],
+    estimated size) for _TermPool.add_part."""
+    try:
+        engine.dispose(close=False)  # the parent's connections stay the parent's
+        pool = _TermPool(None, schema)
+        described = []
+        with Session(engine) as session:
+            for kind, chunk in jobs:
+                for doc in BUILDERS[kind](session, chunk).values():
+                    described.append((doc, pool._index(doc, len(described))))
+        conn.send((pool.terms, described, pool.size))
+    except BaseException as exc:
+        conn.send(RuntimeError(f"A rebuild's second process failed: {exc!r}"))
+        raise
+    finally:
+        conn.close()
 
 
 def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
@@ -1080,11 +1143,13 @@ class SearchIndex:
 
     # Writing.
 
-    def _fill(self, ix, engine: Engine, timeout: float, progress=None) -> int:
-        """Replace the index's contents with every live record; answer how many."""
+    def _fill(self, ix, engine: Engine, timeout: float, progress=None, processes: int = 1) -> int:
+        """Replace the index's contents with every live record; answer how many. With two
+        processes, a large archive's later records are read and analysed in a second one."""
         with Session(engine) as session:
             queued = list(session.scalars(select(SearchOutbox.id)))
             ids = _all_ids(session)
+            jobs = [(kind, chunk) for kind, kind_ids in ids.items() for chunk in _chunks(kind_ids)]
             total = 0
             writer = ix.writer(timeout=timeout, limitmb=self.reindex_mb)
             # Whoosh reads each posting's field length back from disk to note the shortest
@@ -1092,18 +1157,45 @@ class SearchIndex:
             # own collector skips blocks by (the page is scored with numpy, see _page).
             writer.codec.length_stats = False
             pool = _TermPool(writer)
+            split = len(jobs)
+            if processes > 1 and sum(map(len, ids.values())) >= PARALLEL_DOCUMENTS:
+                # This process also merges and writes: it reads fewer records.
+                split = len(jobs) * 2 // 5
+            other = None
             try:
-                for kind, kind_ids in ids.items():
-                    for chunk in _chunks(kind_ids):
-                        for doc in BUILDERS[kind](session, chunk).values():
-                            pool.add_document(doc)
-                            total += 1
-                        if progress:
-                            progress(len(chunk))
+                if split < len(jobs):
+                    context = multiprocessing.get_context("fork")
+                    receiving, sending = context.Pipe(duplex=False)
+                    other = context.Process(
+                        target=_gather_part,
+                        args=(engine, writer.schema, jobs[split:], sending),
+                        daemon=True,
+                    )
+                    other.start()
+                    sending.close()
+                for kind, chunk in jobs[:split]:
+                    for doc in BUILDERS[kind](session, chunk).values():
+                        pool.add_document(doc)
+                        total += 1
+                    if progress:
+                        progress(len(chunk))
+                if other is not None:
+                    part = receiving.recv()
+                    if isinstance(part, BaseException):
+                        raise part
+                    total += pool.add_part(part)
+                    if progress:
+                        progress(sum(len(chunk) for _kind, chunk in jobs[split:]))
                 pool.write()
             except BaseException:
                 writer.cancel()
                 raise
+            finally:
+                if other is not None:
+                    receiving.close()
+                    other.join(timeout=10)
+                    if other.is_alive():
+                        other.kill()
             writer.commit(mergetype=writing.CLEAR)
         self._forget(engine, queued)
         return total
@@ -1122,10 +1214,14 @@ class SearchIndex:
         finally:
             database.stop_writing(token)
 
-    def reindex(self, engine: Engine, progress=None) -> int:
+    def reindex(self, engine: Engine, progress=None, processes: int | None = None) -> int:
+        """Rebuild the index from the database (`flask search reindex`), in two processes
+        when the machine has two cores or more."""
+        if processes is None:
+            processes = min(2, os.cpu_count() or 1)
         with self._lock:
             ix = self.open(engine, fill=False)
-            return self._fill(ix, engine, timeout=120.0, progress=progress)
+            return self._fill(ix, engine, timeout=120.0, progress=progress, processes=processes)
 
     def apply_pending(self, engine: Engine, wait: bool) -> bool:
         """Apply the outbox; answer False when another process holds the writer (its rows

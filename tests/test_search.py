@@ -820,6 +820,39 @@ def test_a_rebuild_writes_the_same_index_as_whoosh_itself(app, runner, corpus, a
     assert fast == whooshs
 
 
+def test_a_rebuild_in_two_processes_writes_the_same_index(app, client, corpus, archive):
+    """The later records read and analysed in a second process: the same index, found the
+    same; a failure there fails the rebuild and leaves the index as it was."""
+    set_file_text(app, archive["public_source"])
+    parts = []
+    with pytest.MonkeyPatch.context() as patch, app.app_context():
+        holder = engine.index_for(app)
+        patch.setattr(engine, "PARALLEL_DOCUMENTS", 0)
+        patch.setattr(engine._TermPool, "add_part", spy(engine._TermPool.add_part, parts))
+        assert holder.reindex(db.engine, processes=1) == holder.reindex(db.engine, processes=2)
+        assert len(parts) == 1
+        two = _segment_files(app.config["SEARCH_INDEX_DIR"])
+        holder.reindex(db.engine, processes=1)
+        assert _segment_files(app.config["SEARCH_INDEX_DIR"]) == two
+
+        def broken(session, ids):
+            raise OSError("disk gone")
+
+        patch.setitem(engine.BUILDERS, "source", broken)  # the last records: the second's
+        with pytest.raises(RuntimeError, match="second process failed: OSError"):
+            holder.reindex(db.engine, processes=2)
+    assert _segment_files(app.config["SEARCH_INDEX_DIR"]) == two
+    assert found(client, "tejerias") == {("event", corpus["tejerias"])}
+
+
+def spy(method, calls: list):
+    def recording(self, *args):
+        calls.append(args)
+        return method(self, *args)
+
+    return recording
+
+
 def test_check_reports_a_change_that_bypassed_the_index(runner, app, client, corpus):
     find(client, "cota")
     with app.app_context(), database.writing():
