@@ -45,12 +45,14 @@ import hashlib
 import html
 import logging
 import math
+import multiprocessing
 import os
 import re
 import shutil
 import threading
 import unicodedata
 import warnings
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
@@ -64,9 +66,9 @@ from marshmallow import ValidationError
 from sqlalchemy import delete, event, func, insert, inspect, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, joinedload, selectinload
-from whoosh import fields, query, sorting, writing
+from whoosh import fields, formats, query, sorting, writing
 from whoosh.analysis import Analyzer, Filter, RegexTokenizer, StopFilter, Token
-from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, _lenfield
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3FieldWriter, W3LeafMatcher, _lenfield
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import LockError
 from whoosh.lang import stemmer_for_language, stopwords_for_language
@@ -75,6 +77,7 @@ from whoosh.matching.wrappers import FilterMatcher
 from whoosh.qparser import FieldsPlugin, FuzzyTermPlugin, QueryParser
 from whoosh.scoring import BM25F, BM25FScorer
 from whoosh.searching import Searcher
+from whoosh.system import pack_uint
 from whoosh.util.numeric import byte_to_length
 
 from . import access, database, vocab
@@ -254,11 +257,38 @@ class _Indexed(Analyzer):
 EXACT = _Indexed(stemmed=False)
 STEMMED = _Indexed(stemmed=True)
 
+
+def _pairs(text: str) -> set[str]:
+    """The text's adjacent word pairs, accent-folded, "orden judicial": what a phrase of
+    two words finds by a term, and a longer one narrows its candidates with."""
+    words = [fold(word) for word, _position in _content(text)]
+    return {f"{a} {b}" for a, b in zip(words, words[1:], strict=False)}
+
+
+class _Pairs(Analyzer):
+    """What a pairs field (`t_name_p`) indexes: _pairs()."""
+
+    def __eq__(self, other):
+        return type(other) is type(self)
+
+    def __call__(self, value: str, **kwargs):
+        token = Token(positions=False, boost=1.0, removestops=True, mode="index")
+        for pair in sorted(_pairs(value)):
+            token.text = pair
+            token.stopped = False
+            yield token
+
+
+PAIRS = _Pairs()
+
 # The text fields, indexed exact (`t_name`), and some stemmed too (`t_name_s`).
 TEXT_FIELDS = ("all", "title", "actor", "operation", "place", "victim", "file", "notes", "rvictim")
 # Those also indexed stemmed: the rest (names, places, file text, also inside `all`) are
 # searched by their exact, accent-folded words when a query names their field.
 STEMMED_FIELDS = frozenset({"all", "title", "notes", "rvictim"})
+# Those also indexed as adjacent word pairs (`t_name_p`): the fields a word of a query naming
+# no field is searched in.
+PAIRED_FIELDS = frozenset({"all", "notes", "rvictim"})
 # What a query may name, and the indexed fields each name searches for each audience.
 QUERY_FIELDS = ("all", "title", "actor", "operation", "place", "victim", "file", "notes")
 PUBLIC_TARGETS = {name: (name,) for name in QUERY_FIELDS if name != "notes"}
@@ -305,6 +335,8 @@ def _schema() -> fields.Schema:
             schema.add(
                 f"t_{name}_s", fields.TEXT(analyzer=STEMMED, phrase=False, field_boost=boost)
             )
+        if name in PAIRED_FIELDS:  # found, never scored
+            schema.add(f"t_{name}_p", fields.FieldType(formats.Existence(), PAIRS))
     return schema
 
 
@@ -389,6 +421,8 @@ def _document(kind: str, record_id: int, public: bool, **values: Any) -> dict[st
             doc[f"t_{name}"] = text
             if name in STEMMED_FIELDS:
                 doc[f"t_{name}_s"] = text
+            if name in PAIRED_FIELDS:
+                doc[f"t_{name}_p"] = text
     doc["digest"] = hashlib.sha256(repr(sorted(doc.items())).encode()).hexdigest()
     return doc
 
@@ -560,6 +594,253 @@ SEARCHES_KEPT = 32
 # is pickled out and back, a third of the rebuild: 100,000 events fit in about 2,500.
 # The setting SEARCH_REINDEX_MB overrides it, for a server with less memory to spare.
 REINDEX_MB = 3072
+# From how many records a rebuild reads and analyses the later ones in a second process.
+PARALLEL_DOCUMENTS = 20_000
+
+
+_POSITIONS = formats.Positions()
+_ONE_POSITION = pack_uint(1)
+
+
+@functools.lru_cache(maxsize=100_000)
+def _pickled_position(position: int) -> bytes:
+    return _POSITIONS.encode([position])[len(_ONE_POSITION) :]
+
+
+class _TermPool:
+    """A rebuild's postings, gathered by term as the documents are added and written a block
+    at a time: what Whoosh's writer does a posting at a time, in Python, and after sorting
+    every posting (two thirds of a rebuild). The index written is the same, byte for byte
+    in its postings, lengths, columns and stored fields; the text fields' postings are
+    counted from each text split once (_content), not through a Token per word.
+
+    Within the writer's memory bound (SEARCH_REINDEX_MB, Whoosh's estimate of its own
+    pool) only: past it, what was gathered goes to Whoosh's pool, which spills sorted runs
+    to disk, and the rest of the rebuild is Whoosh's own."""
+
+    # A posting's estimated size here (document number, weight, the reference to its
+    # value), and a term's (its key and arrays).
+    POSTING_BYTES = 24
+    TERM_BYTES = 240
+
+    def __init__(self, writer, schema: fields.Schema | None = None):
+        self.writer = writer
+        self.schema = writer.schema if writer is not None else schema
+        self.limit = writer.pool.limit if writer is not None else math.inf
+        self.size = 0
+        self.terms: dict[str, dict[str | bytes, tuple[array, array, list]]] = {}
+        self.spilled = False
+        # Frequencies encoded before.
+        self._encoded: dict[int, bytes] = {}
+        # The text fields this class counts postings of itself: (stemmed, with positions,
+        # the field's boost) by field name.
+        self._text = {
+            name: (field.analyzer.stemmed, type(field.format) is formats.Positions, boost)
+            for name, field in self.schema.items()
+            if isinstance(getattr(field, "analyzer", None), _Indexed)
+            and field.scorable
+            and type(field.format) in (formats.Positions, formats.Frequency)
+            and isinstance(boost := field.format.field_boost, float)
+        }
+        # The pairs fields, and the weight of each of their postings (their boost).
+        self._pairs = {
+            name: float(field.format.field_boost)
+            for name, field in self.schema.items()
+            if isinstance(getattr(field, "analyzer", None), _Pairs)
+            and type(field.format) is formats.Existence
+            and not field.scorable
+        }
+
+    def add_document(self, doc: Mapping[str, Any]) -> None:
+        """What writer.add_document(**doc) does, for this index's schema."""
+        if self.spilled:
+            self.writer.add_document(**doc)
+            return
+        self._describe(doc, self._index(doc, self.writer.docnum))
+
+    def _index(self, doc: Mapping[str, Any], docnum: int) -> dict[str, int]:
+        """Gather a document's postings; answer its fields' lengths."""
+        lengths = {}
+        for name, value in doc.items():
+            field = self.schema[name]
+            if value is None or not field.indexed:
+                continue
+            terms = self.terms.get(name)
+            if terms is None:
+                terms = self.terms[name] = {}
+            length = 0
+            text = self._text.get(name)
+            if text is not None:
+                length = self._add_text(terms, *text, value, docnum)
+            elif name in self._pairs:
+                for pair in _pairs(value):
+                    self._add(terms, pair, docnum, self._pairs[name], b"")
+            else:
+                for btext, freq, weight, vbytes in field.index(value):
+                    if field.scorable:
+                        length += freq
+                    self._add(terms, btext, docnum, weight, vbytes)
+            if length:
+                lengths[name] = length
+        return lengths
+
+    def _describe(self, doc: Mapping[str, Any], lengths: Mapping[str, int]) -> None:
+        """Write a document's lengths, columns and stored fields, as the next document."""
+        w = self.writer
+        perdoc, schema = w.perdocwriter, self.schema
+        perdoc.start_doc(w.docnum)
+        for name in sorted(doc):
+            value = doc[name]
+            if value is None:
+                continue
+            field = schema[name]
+            perdoc.add_field(name, field, value if field.stored else None, lengths.get(name, 0))
+            if field.column_type is not None:
+                perdoc.add_column_value(name, field.column_type, field.to_column_value(value))
+        perdoc.finish_doc()
+        w._added = True
+        w.docnum += 1
+        if self.size > self.limit:
+            self._spill()
+
+    def add_part(self, part: tuple[dict, list, int]) -> int:
+        """Add the documents another process gathered (_gather_part), after those added so
+        far; answer how many."""
+        terms, described, size = part
+        base = self.writer.docnum
+        for name, theirs in terms.items():
+            mine = self.terms.setdefault(name, {})
+            for text, (docs, weights, values) in theirs.items():
+                shifted = array("I")
+                shifted.frombytes((np.frombuffer(docs, dtype=np.uint32) + base).tobytes())
+                found = mine.get(text)
+                if found is None:
+                    mine[text] = (shifted, weights, values)
+                else:
+                    found[0].extend(shifted)
+                    found[1].extend(weights)
+                    found[2].extend(values)
+        terms.clear()
+        self.size += size
+        if self.spilled or self.size > self.limit:
+            self._spill()
+        for doc, lengths in described:
+            self._describe(doc, lengths)
+        return len(described)
+
+    def _add_text(
+        self, terms: dict, stemmed: bool, positional: bool, boost: float, value: str, docnum: int
+    ) -> int:
+        """A text field's postings, as its format's word_values() would give them from
+        _Indexed's tokens; answers the field's length."""
+        positions: dict[str, list[int]] = {}
+        for word, position in _content(value):
+            for text in stems(word) if stemmed else (fold(word),):
+                found = positions.get(text)
+                if found is None:
+                    positions[text] = [position]
+                else:
+                    found.append(position)
+        size = length = 0
+        encoded = self._encoded
+        for text, ps in positions.items():
+            n = len(ps)
+            length += n
+            if not positional:
+                vbytes = encoded.get(n)
+                if vbytes is None:
+                    vbytes = encoded[n] = pack_uint(n)
+            elif n == 1:
+                # A new object each time, as Whoosh's: its block pickles refer to a value
+                # met twice rather than write it again, and the postings would differ.
+                vbytes = _ONE_POSITION + _pickled_position(ps[0])
+            else:
+                vbytes = _POSITIONS.encode(ps)
+            entry = terms.get(text)
+            if entry is None:
+                entry = terms[text] = (array("I"), array("d"), [])
+                size += self.TERM_BYTES + len(text)
+            entry[0].append(docnum)
+            entry[1].append(n * boost)
+            entry[2].append(vbytes)
+            size += self.POSTING_BYTES + len(vbytes)
+        self.size += size
+        return length
+
+    def _add(self, terms: dict, btext: str | bytes, docnum: int, weight: float, vbytes) -> None:
+        entry = terms.get(btext)
+        if entry is None:
+            entry = terms[btext] = (array("I"), array("d"), [])
+            self.size += self.TERM_BYTES + len(btext)
+        entry[0].append(docnum)
+        entry[1].append(weight)
+        entry[2].append(vbytes or b"")
+        self.size += self.POSTING_BYTES + (len(vbytes) if vbytes else 0)
+
+    def _spill(self) -> None:
+        add = self.writer.pool.add
+        for name, terms in self.terms.items():
+            for text, (docs, weights, values) in terms.items():
+                btext = text.encode() if isinstance(text, str) else text
+                for docnum, weight, vbytes in zip(docs, weights, values, strict=True):
+                    add((name, btext, docnum, weight, vbytes))
+        self.terms.clear()
+        self.spilled = True
+
+    def write(self) -> None:
+        """Write the postings gathered, before the writer commits (its own pool is empty)."""
+        if self.spilled:
+            return
+        fw, schema = self.writer.fieldwriter, self.writer.schema
+        if not isinstance(fw, W3FieldWriter):  # another codec: its own writing, in order
+            self._spill()
+            return
+        for name in sorted(self.terms):
+            terms = self.terms.pop(name)
+            if not terms:
+                continue
+            fw.start_field(name, schema[name])
+            # Text as str sorts as its UTF-8 bytes do.
+            for text in sorted(terms):
+                self._write_term(fw, text, *terms.pop(text))
+            fw.finish_field()
+
+    @staticmethod
+    def _write_term(fw, text, docs: array, weights: array, values: list) -> None:
+        fw.start_term(text.encode() if isinstance(text, str) else text)
+        writer = fw._postwriter
+        limit = writer._blocklimit
+        for start in range(0, len(docs), limit):
+            if start:
+                writer._write_block()
+            # As add_posting() fills a block, a posting at a time.
+            block = slice(start, start + limit)
+            writer._ids = docs[block]
+            writer._weights = array("f", weights[block])
+            writer._values = [v for v in values[block] if v]
+            writer._maxweight = max(0, max(weights[block]))
+            writer._minlength, writer._maxlength = None, 0
+        fw.finish_term()
+
+
+def _gather_part(engine: Engine, schema: fields.Schema, jobs: list, conn) -> None:
+    """In a process of its own: the documents of `jobs` ((kind, ids) in order), their
+    postings gathered from document number 0, sent back as (terms, [(doc, lengths)],
+    estimated size) for _TermPool.add_part."""
+    try:
+        engine.dispose(close=False)  # the parent's connections stay the parent's
+        pool = _TermPool(None, schema)
+        described = []
+        with Session(engine) as session:
+            for kind, chunk in jobs:
+                for doc in BUILDERS[kind](session, chunk).values():
+                    described.append((doc, pool._index(doc, len(described))))
+        conn.send((pool.terms, described, pool.size))
+    except BaseException as exc:
+        conn.send(RuntimeError(f"A rebuild's second process failed: {exc!r}"))
+        raise
+    finally:
+        conn.close()
 
 
 def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
@@ -862,28 +1143,59 @@ class SearchIndex:
 
     # Writing.
 
-    def _fill(self, ix, engine: Engine, timeout: float, progress=None) -> int:
-        """Replace the index's contents with every live record; answer how many."""
+    def _fill(self, ix, engine: Engine, timeout: float, progress=None, processes: int = 1) -> int:
+        """Replace the index's contents with every live record; answer how many. With two
+        processes, a large archive's later records are read and analysed in a second one."""
         with Session(engine) as session:
             queued = list(session.scalars(select(SearchOutbox.id)))
             ids = _all_ids(session)
+            jobs = [(kind, chunk) for kind, kind_ids in ids.items() for chunk in _chunks(kind_ids)]
             total = 0
             writer = ix.writer(timeout=timeout, limitmb=self.reindex_mb)
             # Whoosh reads each posting's field length back from disk to note the shortest
             # per block and term, a fifth of a rebuild; it only tightens the score bounds its
             # own collector skips blocks by (the page is scored with numpy, see _page).
             writer.codec.length_stats = False
+            pool = _TermPool(writer)
+            split = len(jobs)
+            if processes > 1 and sum(map(len, ids.values())) >= PARALLEL_DOCUMENTS:
+                # This process also merges and writes: it reads fewer records.
+                split = len(jobs) * 2 // 5
+            other = None
             try:
-                for kind, kind_ids in ids.items():
-                    for chunk in _chunks(kind_ids):
-                        for doc in BUILDERS[kind](session, chunk).values():
-                            writer.add_document(**doc)
-                            total += 1
-                        if progress:
-                            progress(len(chunk))
+                if split < len(jobs):
+                    context = multiprocessing.get_context("fork")
+                    receiving, sending = context.Pipe(duplex=False)
+                    other = context.Process(
+                        target=_gather_part,
+                        args=(engine, writer.schema, jobs[split:], sending),
+                        daemon=True,
+                    )
+                    other.start()
+                    sending.close()
+                for kind, chunk in jobs[:split]:
+                    for doc in BUILDERS[kind](session, chunk).values():
+                        pool.add_document(doc)
+                        total += 1
+                    if progress:
+                        progress(len(chunk))
+                if other is not None:
+                    part = receiving.recv()
+                    if isinstance(part, BaseException):
+                        raise part
+                    total += pool.add_part(part)
+                    if progress:
+                        progress(sum(len(chunk) for _kind, chunk in jobs[split:]))
+                pool.write()
             except BaseException:
                 writer.cancel()
                 raise
+            finally:
+                if other is not None:
+                    receiving.close()
+                    other.join(timeout=10)
+                    if other.is_alive():
+                        other.kill()
             writer.commit(mergetype=writing.CLEAR)
         self._forget(engine, queued)
         return total
@@ -902,10 +1214,14 @@ class SearchIndex:
         finally:
             database.stop_writing(token)
 
-    def reindex(self, engine: Engine, progress=None) -> int:
+    def reindex(self, engine: Engine, progress=None, processes: int | None = None) -> int:
+        """Rebuild the index from the database (`flask search reindex`), in two processes
+        when the machine has two cores or more."""
+        if processes is None:
+            processes = min(2, os.cpu_count() or 1)
         with self._lock:
             ix = self.open(engine, fill=False)
-            return self._fill(ix, engine, timeout=120.0, progress=progress)
+            return self._fill(ix, engine, timeout=120.0, progress=progress, processes=processes)
 
     def apply_pending(self, engine: Engine, wait: bool) -> bool:
         """Apply the outbox; answer False when another process holds the writer (its rows
@@ -1011,13 +1327,17 @@ class SearchIndex:
         return allowed, docs, {name: dict(counts) for name, counts in facets.items()}
 
     def query_docs(self, searcher, q: query.Query) -> frozenset[int]:
-        """What a phrase (or any query not made of words) matches, as Whoosh finds it, kept
-        for the searcher's life (the most recent few hundred)."""
+        """What a phrase (or any query not made of words) matches, as Whoosh finds it (a
+        phrase of adjacent words by its pairs, see _phrase_docs), kept for the searcher's
+        life (the most recent few hundred)."""
         kept = self._columns.setdefault("queries", OrderedDict())
         key = repr(q)
         found = kept.get(key)
         if found is None:
-            found = kept[key] = frozenset(searcher.docs_for_query(q))
+            if _paired(q):
+                found = kept[key] = _phrase_docs(self, searcher, q)
+            else:
+                found = kept[key] = frozenset(searcher.docs_for_query(q))
             while len(kept) > TERMS_KEPT:
                 kept.popitem(last=False)
         else:
@@ -1616,6 +1936,61 @@ def _term_docs(searcher, q: query.Term) -> set[int]:
             ids -= deleted
         found.update(ids if not offset else (i + offset for i in ids))
     return found
+
+
+def _paired(q: query.Query) -> bool:
+    """Whether a query is a phrase of adjacent words in a field indexed by pairs too."""
+    return (
+        isinstance(q, query.Phrase)
+        and q.slop == 1
+        and len(q.words) >= 2
+        and f"{q.fieldname}_p" in SCHEMA
+        and all(isinstance(word, str) for word in q.words)
+    )
+
+
+def _phrase_docs(holder: SearchIndex, searcher, q: query.Phrase) -> frozenset[int]:
+    """What Whoosh's phrase query finds, without its check of each document holding all the
+    words one at a time: the documents holding each adjacent pair of the phrase's words
+    (all a phrase of two needs), then, for a longer one, the words' positions read in
+    those documents only."""
+    pairs = sorted({f"{a} {b}" for a, b in zip(q.words, q.words[1:], strict=False)})
+    found: set[int] | None = None
+    for pair in pairs:
+        docs = holder.term_docs(searcher, query.Term(f"{q.fieldname}_p", pair))
+        found = set(docs) if found is None else found & docs
+        if not found:
+            return frozenset()
+    if len(q.words) == 2 or not found:
+        return frozenset(found or ())
+    return frozenset(_in_order(searcher, q.fieldname, q.words, found))
+
+
+def _in_order(searcher, fieldname: str, words: list[str], candidates: set[int]) -> set[int]:
+    """The candidates where the words stand one right after the other."""
+    out: set[int] = set()
+    for sub, offset in searcher.subsearchers or [(searcher, 0)]:
+        reader = sub.reader()
+        count = reader.doc_count_all()
+        mine = sorted(d - offset for d in candidates if offset <= d < offset + count)
+        if not mine or any((fieldname, word) not in reader for word in words):
+            continue
+        matchers = [reader.postings(fieldname, word) for word in words]
+        for doc in mine:
+            positions = []
+            for matcher in matchers:
+                if matcher.is_active() and matcher.id() < doc:
+                    matcher.skip_to(doc)
+                if not matcher.is_active() or matcher.id() != doc:
+                    break
+                positions.append(set(matcher.value_as("positions")))
+            else:
+                if any(
+                    all(start + i in at for i, at in enumerate(positions[1:], 1))
+                    for start in positions[0]
+                ):
+                    out.add(doc + offset)
+    return out
 
 
 def _docs(holder: SearchIndex, searcher, q: query.Query) -> set[int]:

@@ -12,6 +12,8 @@ import shutil
 
 import pytest
 from sqlalchemy import select, text, update
+from whoosh.filedb.compound import CompoundStorage
+from whoosh.filedb.filestore import FileStorage
 from whoosh.index import FileIndex
 
 from archive import create_app, database, records
@@ -116,6 +118,21 @@ def corpus(factory):
     }
     ids.update(cicpc=cicpc, pnb=pnb)
     return ids
+
+
+def test_a_phrase_of_three_words_needs_them_in_a_row(client, factory, auth):
+    """Its adjacent pairs are not enough: each may stand elsewhere in the text."""
+    whole = factory.published_event(title="La brigada rural norte actuó")
+    apart = factory.published_event(title="Brigada rural, y una patrulla rural norte")
+    turned = factory.published_event(title="Norte rural brigada")
+    noted = factory.published_event(internal_notes="vista de la brigada rural norte")
+    assert found(client, '"brigada rural norte"') == {("event", whole)}
+    assert found(client, '"rural norte"') == {("event", whole), ("event", apart)}
+    assert found(client, '"brigada rural"') == {("event", whole), ("event", apart)}
+    assert found(client, '"rural brigada"') == {("event", turned)}
+    staff = auth("viewer")
+    assert found(client, '"brigada rural norte"', staff) == {("event", whole), ("event", noted)}
+    assert found(client, '"brigada norte rural"', staff) == set()
 
 
 def test_a_word_typed_without_its_accent_finds_it_with_one(client, corpus):
@@ -773,6 +790,67 @@ def test_a_rebuild_keeps_in_memory_no_more_than_the_setting_allows(
     checked = runner.invoke(args=["search", "check"])
     assert checked.exit_code == 0, checked.output
     assert f"in step with the database: {len(made)} records" in checked.output
+
+
+def _segment_files(path: str) -> dict[str, bytes]:
+    """The files inside an index's one compound segment, by kind (the segment's random name
+    left out)."""
+    storage = FileStorage(path)
+    (segment,) = [name for name in storage.list() if name.endswith(".seg")]
+    compound = CompoundStorage(storage.open_file(segment), use_mmap=False)
+    try:
+        return {name.split(".", 1)[1]: compound.open_file(name).read() for name in compound.list()}
+    finally:
+        compound.close()
+
+
+def test_a_rebuild_writes_the_same_index_as_whoosh_itself(app, runner, corpus, archive):
+    """A rebuild gathers postings by term and writes them a block at a time; Whoosh's own
+    writer, a posting at a time, writes the same bytes: postings, terms, lengths, columns,
+    stored fields."""
+    set_file_text(app, archive["public_source"])
+    assert runner.invoke(args=["search", "reindex"]).exit_code == 0
+    fast = _segment_files(app.config["SEARCH_INDEX_DIR"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine._TermPool, "add_document", lambda p, doc: p.writer.add_document(**doc))
+        patch.setattr(engine._TermPool, "write", lambda p: None)
+        assert runner.invoke(args=["search", "reindex"]).exit_code == 0
+    whooshs = _segment_files(app.config["SEARCH_INDEX_DIR"])
+    assert {"pst", "trm", "_stored.col", "_t_all_len.col"} <= set(fast)
+    assert fast == whooshs
+
+
+def test_a_rebuild_in_two_processes_writes_the_same_index(app, client, corpus, archive):
+    """The later records read and analysed in a second process: the same index, found the
+    same; a failure there fails the rebuild and leaves the index as it was."""
+    set_file_text(app, archive["public_source"])
+    parts = []
+    with pytest.MonkeyPatch.context() as patch, app.app_context():
+        holder = engine.index_for(app)
+        patch.setattr(engine, "PARALLEL_DOCUMENTS", 0)
+        patch.setattr(engine._TermPool, "add_part", spy(engine._TermPool.add_part, parts))
+        assert holder.reindex(db.engine, processes=1) == holder.reindex(db.engine, processes=2)
+        assert len(parts) == 1
+        two = _segment_files(app.config["SEARCH_INDEX_DIR"])
+        holder.reindex(db.engine, processes=1)
+        assert _segment_files(app.config["SEARCH_INDEX_DIR"]) == two
+
+        def broken(session, ids):
+            raise OSError("disk gone")
+
+        patch.setitem(engine.BUILDERS, "source", broken)  # the last records: the second's
+        with pytest.raises(RuntimeError, match="second process failed: OSError"):
+            holder.reindex(db.engine, processes=2)
+    assert _segment_files(app.config["SEARCH_INDEX_DIR"]) == two
+    assert found(client, "tejerias") == {("event", corpus["tejerias"])}
+
+
+def spy(method, calls: list):
+    def recording(self, *args):
+        calls.append(args)
+        return method(self, *args)
+
+    return recording
 
 
 def test_check_reports_a_change_that_bypassed_the_index(runner, app, client, corpus):
