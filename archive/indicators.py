@@ -51,7 +51,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from . import access, records
+from . import access, records, vocab
 from .models import (
     Actor,
     CasualtyCount,
@@ -317,6 +317,29 @@ def _greater(a, b):
     return case((a > b, a), else_=b)
 
 
+# A cell as one integer: its quantity's code × CELL_SPAN + which of the quantity's cells it
+# is (affiliations × causes, at most 3 of them), so that a cell is grouped and compared as a
+# number rather than as three strings, and its quantity is the code // CELL_SPAN.
+CELL_SPAN = 4
+
+
+def _cell_case(affiliation, outcome, caused_by):
+    """A cell's code (CELL_SPAN), as a SQL expression (NULL: in no base quantity); by
+    outcome first, so that most records are told apart by one comparison or two."""
+    by_outcome: dict[str, list] = {}
+    for name, (affiliations, out, cause) in QUANTITY_CELLS.items():
+        causes = vocab.CAUSED_BY if cause is None else (cause,)
+        cells = [(a, c) for a in affiliations for c in causes]
+        assert len(cells) <= CELL_SPAN - 1 or len(cells) == CELL_SPAN
+        for i, (a, c) in enumerate(cells):
+            code = literal_column(str(CODES[name] * CELL_SPAN + i), Integer)
+            by_outcome.setdefault(out, []).append((and_(affiliation == a, caused_by == c), code))
+    return case(
+        *((outcome == out, case(*whens, else_=None)) for out, whens in by_outcome.items()),
+        else_=None,
+    )
+
+
 def _cells(scope, carried: Iterable[str] = (), reports=None):
     """Per event of `scope` (a subquery or CTE with `event_id` and the `carried` columns, one
     row per event in scope) and (affiliation, outcome, caused_by) cell that makes up a base
@@ -326,18 +349,19 @@ def _cells(scope, carried: Iterable[str] = (), reports=None):
     the counts of the events in scope (_reports), when made already.
 
     A cell's figures: n victim records (`off` of them agents off duty) and the counts, ranked
-    so that the lower median is the ((k + 1) / 2)th of k, in integer division. What the
-    cells carry of their event comes along in the same pass, so that nothing joins them back
-    to their events.
+    so that the lower median is the ((k + 1) / 2)th of k, in integer division (k counted over
+    the same ordered window, so that the counts are sorted once). What the cells carry of
+    their event comes along in the same pass, so that nothing joins them back to their
+    events. Victims in no base quantity make cells without a code, left out at the end.
     """
-    cell = ("affiliation", "outcome", "caused_by")
     kept = [scope.c[c] for c in carried]
     off_duty = and_(Victim.affiliation == "state_agent", Victim.on_duty == "false")
-    v_quantity = _quantity_case(Victim.affiliation, Victim.outcome, Victim.caused_by)
-    v_cell = [Victim.event_id, *kept, *(getattr(Victim, c) for c in cell)]
+    cell = _cell_case(Victim.affiliation, Victim.outcome, Victim.caused_by).label("cell")
+    v_cell = [Victim.event_id, cell]
     victims = (
         select(
             *v_cell,
+            *kept,
             func.count().label("n"),
             func.sum(case((off_duty, 1), else_=0)).label("off"),
             cast(null(), Integer).label("r_min"),
@@ -345,24 +369,23 @@ def _cells(scope, carried: Iterable[str] = (), reports=None):
             cast(null(), Integer).label("r_max"),
         )
         .join(scope, scope.c.event_id == Victim.event_id)
-        .where(Victim.deleted_at.is_(None), v_quantity.is_not(None))
-        .group_by(*v_cell)
+        .where(Victim.deleted_at.is_(None))
+        .group_by(*v_cell, *kept)
     )
     if reports is None:
         reports = _reports(scope, carried).subquery("reports")
-    partition = [reports.c.event_id, *(reports.c[c] for c in cell)]
+    partition = [reports.c.event_id, reports.c.cell]
+    window = {"partition_by": partition, "order_by": reports.c["count"]}
     ranked = (
         select(
             *partition,
             *(reports.c[c] for c in carried),
             reports.c["count"],
-            func.row_number()
-            .over(partition_by=partition, order_by=(reports.c["count"], reports.c.id))
-            .label("position"),
-            func.count().over(partition_by=partition).label("k"),
+            func.row_number().over(**window).label("position"),
+            func.count().over(**window, rows=(None, None)).label("k"),
         )
     ).subquery("ranked")
-    ranked_cell = [ranked.c.event_id, *(ranked.c[c] for c in carried), *(ranked.c[c] for c in cell)]
+    ranked_cell = [ranked.c.event_id, ranked.c.cell, *(ranked.c[c] for c in carried)]
     reported = select(
         *ranked_cell,
         literal(0, Integer).label("n"),
@@ -374,7 +397,8 @@ def _cells(scope, carried: Iterable[str] = (), reports=None):
         func.max(ranked.c["count"]).label("r_max"),
     ).group_by(*ranked_cell)
     both = victims.union_all(reported).subquery("both")
-    agent = both.c.affiliation == "state_agent"
+    quantity = both.c.cell // CELL_SPAN
+    agent = quantity.in_([CODES["ak"], CODES["ai"]])
     # A cell has at most one row of victims (the other, of counts, says 0): max is its n,
     # and stays an integer where a sum of counts would be a decimal on PostgreSQL (slower
     # to add up, and larger to hold while grouping).
@@ -390,46 +414,42 @@ def _cells(scope, carried: Iterable[str] = (), reports=None):
     # expressions of the cell's group (a plain subquery over it would be merged into the
     # query above and its expressions repeated for every column that uses them). Integers,
     # which PostgreSQL adds up faster than the decimals sums of its counts would be.
-    grouping = [both.c.event_id, *(both.c[c] for c in carried), *(both.c[c] for c in cell)]
-    return select(
-        both.c.event_id,
-        *(both.c[c] for c in carried),
-        _quantity_case(both.c.affiliation, both.c.outcome, both.c.caused_by).label("quantity"),
-        bound(func.max(both.c.r_min)).label("low"),
-        bound(func.max(both.c.r_median)).label("best"),
-        bound(func.max(both.c.r_max)).label("high"),
-        cast(case((and_(agent, both.c.outcome == "killed"), off), else_=0), Integer).label("akoff"),
-    ).group_by(*grouping)
+    grouping = [both.c.event_id, both.c.cell, *(both.c[c] for c in carried)]
+    return (
+        select(
+            both.c.event_id,
+            *(both.c[c] for c in carried),
+            quantity.label("quantity"),
+            bound(func.max(both.c.r_min)).label("low"),
+            bound(func.max(both.c.r_median)).label("best"),
+            bound(func.max(both.c.r_max)).label("high"),
+            cast(case((quantity == CODES["ak"], off), else_=0), Integer).label("akoff"),
+        )
+        .where(both.c.cell.is_not(None))
+        .group_by(*grouping)
+    )
 
 
 def _reports(scope, carried: Iterable[str] = (), user: User | None = None):
     """The live casualty counts from live sources of the events of `scope` that make up a
-    base quantity, with the event's `carried` columns, and `usable`: 1 where the source may
-    be shown to `user` (so that the sources behind a figure are counted in the same pass
-    over the counts as the figures)."""
-    c_quantity = _quantity_case(
-        CasualtyCount.affiliation, CasualtyCount.outcome, CasualtyCount.caused_by
-    )
+    base quantity, with the event's `carried` columns, their cell (_cell_case) and quantity,
+    and `usable`: 1 where the source may be shown to `user` (so that the sources behind a
+    figure are counted in the same pass over the counts as the figures)."""
+    cell = _cell_case(CasualtyCount.affiliation, CasualtyCount.outcome, CasualtyCount.caused_by)
     return (
         select(
             CasualtyCount.id,
             CasualtyCount.event_id,
             *(scope.c[c] for c in carried),
-            CasualtyCount.affiliation,
-            CasualtyCount.outcome,
-            CasualtyCount.caused_by,
             CasualtyCount.count,
             CasualtyCount.source_id,
-            c_quantity.label("quantity"),
+            cell.label("cell"),
+            (cell // CELL_SPAN).label("quantity"),
             case((access.source_usable(user), 1), else_=0).label("usable"),
         )
         .join(scope, scope.c.event_id == CasualtyCount.event_id)
         .join(Source, Source.id == CasualtyCount.source_id)
-        .where(
-            CasualtyCount.deleted_at.is_(None),
-            Source.deleted_at.is_(None),
-            c_quantity.is_not(None),
-        )
+        .where(CasualtyCount.deleted_at.is_(None), Source.deleted_at.is_(None), cell.is_not(None))
     )
 
 
