@@ -50,8 +50,10 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import UnaryExpression
 
-from . import access, records
+from . import access, records, vocab
 from .models import (
     Actor,
     CasualtyCount,
@@ -317,87 +319,146 @@ def _greater(a, b):
     return case((a > b, a), else_=b)
 
 
-def _cells(events):
-    """Per event in `events` and (affiliation, outcome, caused_by) cell that makes up a base
-    quantity: its quantity's code and its low, best and high by the cell rule of DOMAIN.md
-    section 4, and the agents killed off duty in it (event_id, quantity, low, best, high,
-    akoff), as a SELECT both databases run.
+# A cell as one integer: its quantity's code × CELL_SPAN + which of the quantity's cells it
+# is (affiliations × causes, at most 3 of them), so that a cell is grouped and compared as a
+# number rather than as three strings, and its quantity is the code // CELL_SPAN.
+CELL_SPAN = 4
+
+
+def _cell_case(affiliation, outcome, caused_by):
+    """A cell's code (CELL_SPAN), as a SQL expression (NULL: in no base quantity); by
+    outcome first, so that most records are told apart by one comparison or two."""
+    by_outcome: dict[str, list] = {}
+    for name, (affiliations, out, cause) in QUANTITY_CELLS.items():
+        causes = vocab.CAUSED_BY if cause is None else (cause,)
+        cells = [(a, c) for a in affiliations for c in causes]
+        assert len(cells) <= CELL_SPAN - 1 or len(cells) == CELL_SPAN
+        for i, (a, c) in enumerate(cells):
+            code = literal_column(str(CODES[name] * CELL_SPAN + i), Integer)
+            by_outcome.setdefault(out, []).append((and_(affiliation == a, caused_by == c), code))
+    return case(
+        *((outcome == out, case(*whens, else_=None)) for out, whens in by_outcome.items()),
+        else_=None,
+    )
+
+
+def _cells(scope, carried: Iterable[str] = (), reports=None):
+    """Per event of `scope` (a subquery or CTE with `event_id` and the `carried` columns, one
+    row per event in scope) and (affiliation, outcome, caused_by) cell that makes up a base
+    quantity: the event's `carried` columns, its quantity's code and its low, best and high by
+    the cell rule of DOMAIN.md section 4, and the agents killed off duty in it (event_id,
+    *carried, quantity, low, best, high, akoff), as a SELECT both databases run. `reports`:
+    the counts of the events in scope (_reports), when made already.
 
     A cell's figures: n victim records (`off` of them agents off duty) and the counts, ranked
-    so that the lower median is the ((k + 1) / 2)th of k, in integer division.
+    so that the lower median is the ((k + 1) / 2)th of k, in integer division (k counted over
+    the same ordered window, so that the counts are sorted once). What the cells carry of
+    their event comes along in the same pass, so that nothing joins them back to their
+    events. Victims in no base quantity make cells without a code, left out at the end.
     """
-    cell = ("event_id", "affiliation", "outcome", "caused_by")
+    kept = [scope.c[c] for c in carried]
     off_duty = and_(Victim.affiliation == "state_agent", Victim.on_duty == "false")
-    v_quantity = _quantity_case(Victim.affiliation, Victim.outcome, Victim.caused_by)
+    cell = _cell_case(Victim.affiliation, Victim.outcome, Victim.caused_by).label("cell")
+    v_cell = [Victim.event_id, cell]
     victims = (
         select(
-            *(getattr(Victim, c) for c in cell),
+            *v_cell,
+            *kept,
             func.count().label("n"),
             func.sum(case((off_duty, 1), else_=0)).label("off"),
             cast(null(), Integer).label("r_min"),
             cast(null(), Integer).label("r_median"),
             cast(null(), Integer).label("r_max"),
         )
-        .where(Victim.deleted_at.is_(None), Victim.event_id.in_(events), v_quantity.is_not(None))
-        .group_by(*(getattr(Victim, c) for c in cell))
+        .join(scope, scope.c.event_id == Victim.event_id)
+        .where(Victim.deleted_at.is_(None))
+        .group_by(*v_cell, *kept)
     )
-    c_quantity = _quantity_case(
-        CasualtyCount.affiliation, CasualtyCount.outcome, CasualtyCount.caused_by
-    )
-    partition = [getattr(CasualtyCount, c) for c in cell]
+    if reports is None:
+        reports = _reports(scope, carried).subquery("reports")
+    partition = [reports.c.event_id, reports.c.cell]
+    window = {"partition_by": partition, "order_by": reports.c["count"]}
     ranked = (
         select(
             *partition,
-            CasualtyCount.count,
-            func.row_number()
-            .over(partition_by=partition, order_by=(CasualtyCount.count, CasualtyCount.id))
-            .label("position"),
-            func.count().over(partition_by=partition).label("k"),
+            *(reports.c[c] for c in carried),
+            reports.c["count"],
+            func.row_number().over(**window).label("position"),
+            func.count().over(**window, rows=(None, None)).label("k"),
         )
-        .where(
-            CasualtyCount.deleted_at.is_(None),
-            CasualtyCount.event_id.in_(events),
-            CasualtyCount.source_id.in_(select(Source.id).where(Source.deleted_at.is_(None))),
-            c_quantity.is_not(None),
-        )
-        .subquery("ranked")
-    )
-    ranked_cell = [ranked.c[c] for c in cell]
+    ).subquery("ranked")
+    ranked_cell = [ranked.c.event_id, ranked.c.cell, *(ranked.c[c] for c in carried)]
     reported = select(
         *ranked_cell,
         literal(0, Integer).label("n"),
         literal(0, Integer).label("off"),
-        func.min(ranked.c.count).label("r_min"),
+        func.min(ranked.c["count"]).label("r_min"),
         func.max(
             case((ranked.c.position == (ranked.c.k + 1) // 2, ranked.c["count"]), else_=None)
         ).label("r_median"),
         func.max(ranked.c["count"]).label("r_max"),
     ).group_by(*ranked_cell)
     both = victims.union_all(reported).subquery("both")
-    agent = both.c.affiliation == "state_agent"
-    n, off = func.sum(both.c.n), func.sum(both.c.off)
+    quantity = both.c.cell // CELL_SPAN
+    agent = quantity.in_([CODES["ak"], CODES["ai"]])
+    # A cell has at most one row of victims (the other, of counts, says 0): max is its n,
+    # and stays an integer where a sum of counts would be a decimal on PostgreSQL (slower
+    # to add up, and larger to hold while grouping).
+    n, off = func.max(both.c.n), func.max(both.c.off)
     # Agents recorded as off duty leave the agents' cells and are reported apart.
     less = case((agent, off), else_=0)
 
     def bound(reported):
-        return case((reported.is_(None), n), else_=_greater(n, reported)) - less
+        figure = case((reported.is_(None), n), else_=_greater(n, reported)) - less
+        return cast(figure, Integer)
 
     # One row per cell, with its quantity and bounds: computed here, once per cell, as
     # expressions of the cell's group (a plain subquery over it would be merged into the
-    # query above and its expressions repeated for every column that uses them).
-    return select(
-        both.c.event_id,
-        _quantity_case(both.c.affiliation, both.c.outcome, both.c.caused_by).label("quantity"),
-        bound(func.max(both.c.r_min)).label("low"),
-        bound(func.max(both.c.r_median)).label("best"),
-        bound(func.max(both.c.r_max)).label("high"),
-        case((and_(agent, both.c.outcome == "killed"), off), else_=0).label("akoff"),
-    ).group_by(*(both.c[c] for c in cell))
+    # query above and its expressions repeated for every column that uses them). Integers,
+    # which PostgreSQL adds up faster than the decimals sums of its counts would be.
+    grouping = [both.c.event_id, both.c.cell, *(both.c[c] for c in carried)]
+    return (
+        select(
+            both.c.event_id,
+            *(both.c[c] for c in carried),
+            quantity.label("quantity"),
+            bound(func.max(both.c.r_min)).label("low"),
+            bound(func.max(both.c.r_median)).label("best"),
+            bound(func.max(both.c.r_max)).label("high"),
+            cast(case((quantity == CODES["ak"], off), else_=0), Integer).label("akoff"),
+        )
+        .where(both.c.cell.is_not(None))
+        .group_by(*grouping)
+    )
+
+
+def _reports(scope, carried: Iterable[str] = (), user: User | None = None):
+    """The live casualty counts from live sources of the events of `scope` that make up a
+    base quantity, with the event's `carried` columns, their cell (_cell_case) and quantity,
+    and `usable`: 1 where the source may be shown to `user` (so that the sources behind a
+    figure are counted in the same pass over the counts as the figures)."""
+    cell = _cell_case(CasualtyCount.affiliation, CasualtyCount.outcome, CasualtyCount.caused_by)
+    return (
+        select(
+            CasualtyCount.id,
+            CasualtyCount.event_id,
+            *(scope.c[c] for c in carried),
+            CasualtyCount.count,
+            CasualtyCount.source_id,
+            cell.label("cell"),
+            (cell // CELL_SPAN).label("quantity"),
+            case((access.source_usable(user), 1), else_=0).label("usable"),
+        )
+        .join(scope, scope.c.event_id == CasualtyCount.event_id)
+        .join(Source, Source.id == CasualtyCount.source_id)
+        .where(CasualtyCount.deleted_at.is_(None), Source.deleted_at.is_(None), cell.is_not(None))
+    )
 
 
 def _event_quantities(events):
-    """Per event, each base quantity's low, best and high and the agents killed off duty."""
-    cells = _cells(events).subquery("cells")
+    """Per event of `events` (a SELECT of `event_id`), each base quantity's low, best and
+    high and the agents killed off duty."""
+    cells = _cells(events.subquery("scope")).subquery("cells")
 
     def total(codes, column):
         return func.sum(case((cells.c.quantity.in_(codes), cells.c[column]), else_=0))
@@ -448,7 +509,7 @@ def _frame(rows: list, columns: Iterable[str]) -> pd.DataFrame:
 def _per_event(session: Session, user: User | None, query: Query) -> pd.DataFrame:
     """One row per event in scope: its place, date and every quantity's low, best and high."""
     conditions = _event_conditions(user, query)
-    quantities = _event_quantities(select(Event.id).where(*conditions))
+    quantities = _event_quantities(select(Event.id.label("event_id")).where(*conditions))
     figures = [quantities.c[f"{q}_{b}"] for q in EVENT_COLUMN_NAMES if q != "akoff" for b in BOUNDS]
     figures.append(quantities.c.akoff)
     rows = session.execute(
@@ -511,40 +572,51 @@ def event_figures(session: Session, user: User | None, query: Query) -> pd.DataF
 # --- Step 3: groups, added up in the database ------------------------------------------------
 
 
-def _backing(user: User | None, events):
-    """(event_id, quantity, source_id) for every source the reader may see that backs an
-    event's figures: its counts (per quantity), its victims' citations (per quantity) and the
-    event's own citations (ANY_QUANTITY: behind whatever the event has figures for)."""
+def _backing(user: User | None, scope, carried: Iterable[str], reports, figures):
+    """(event_id, *carried, source_id, mask, akoff) for every source the reader may see that
+    backs an event's figures: its counts (`reports`, with the quantity each is about as its
+    mask), its victims' citations (the same) and the event's own citations (behind whatever
+    the event has figures for: the event's mask and agents killed off duty, from `figures`,
+    one row per event with figures). A count or a victim makes a cell of its quantity, so
+    the event has figures for that quantity: its row speaks to exactly the sets that hold it."""
     usable = select(Source.id).where(access.source_usable(user))
-    c_quantity = _quantity_case(
-        CasualtyCount.affiliation, CasualtyCount.outcome, CasualtyCount.caused_by
-    )
     v_quantity = _quantity_case(Victim.affiliation, Victim.outcome, Victim.caused_by)
+    zero = literal_column("0", Integer)
     counted = select(
-        CasualtyCount.event_id, c_quantity.label("quantity"), CasualtyCount.source_id
-    ).where(
-        CasualtyCount.deleted_at.is_(None),
-        CasualtyCount.event_id.in_(events),
-        CasualtyCount.source_id.in_(usable),
-        c_quantity.is_not(None),
-    )
+        reports.c.event_id,
+        *(reports.c[c] for c in carried),
+        reports.c.source_id,
+        reports.c.quantity.label("mask"),
+        zero.label("akoff"),
+    ).where(reports.c.usable == 1)
     victims_cited = (
-        select(Victim.event_id, v_quantity.label("quantity"), Citation.source_id)
+        select(
+            Victim.event_id,
+            *(scope.c[c] for c in carried),
+            Citation.source_id,
+            v_quantity,
+            zero,
+        )
+        .select_from(Citation)
         .join(Victim, Victim.id == Citation.victim_id)
+        .join(scope, scope.c.event_id == Victim.event_id)
         .where(
             Citation.deleted_at.is_(None),
             Victim.deleted_at.is_(None),
-            Victim.event_id.in_(events),
             Citation.source_id.in_(usable),
             v_quantity.is_not(None),
         )
     )
-    events_cited = select(
-        Citation.event_id, literal_column(str(ANY_QUANTITY), Integer), Citation.source_id
-    ).where(
-        Citation.deleted_at.is_(None),
-        Citation.event_id.in_(events),
-        Citation.source_id.in_(usable),
+    events_cited = (
+        select(
+            Citation.event_id,
+            *(figures.c[c] for c in carried),
+            Citation.source_id,
+            figures.c.mask,
+            figures.c.akoff,
+        )
+        .join(figures, figures.c.event_id == Citation.event_id)
+        .where(Citation.deleted_at.is_(None), Citation.source_id.in_(usable))
     )
     return union_all(counted, victims_cited, events_cited).subquery("backing")
 
@@ -621,33 +693,34 @@ def _reported_as(quantities: Iterable[str]) -> list[int]:
     return [ANY_QUANTITY, *(CODES[name] for name in dict.fromkeys(names) if name in CODES)]
 
 
-def _per_event_columns(base) -> list:
-    """What each event adds to its groups besides its quantities (`base`: one row per event
-    in scope with its cells' `mask`, `akoff`, civilians killed `ck_<bound>` and agents killed
-    or injured `agents_<bound>`, NULL where it has no figures): which sets of quantities it
-    has figures for, whether the state killed civilians there and whether one-sidedly (no
-    agent killed or injured: at the low end by the most agents any source reports, at the
-    high end by the fewest), and the subsets of events it is in: those giving the agents
-    deployed, those with a place and a year."""
-    c = base.c
+def _has_set(rows, name: str):
+    """Whether `rows` (with a `mask` of cell codes and `akoff`, and the subsets' `in__`
+    flags) have figures for the set of quantities SETS[name] (SQL, boolean)."""
+    if name == "akoff":
+        return rows.c.akoff > 0
+    has = _has_any(rows.c.mask, [q for q in _reported_as(SETS[name]) if q != ANY_QUANTITY])
+    return and_(rows.c[f"in__{name}"] == 1, has) if name in SUBSETS else has
+
+
+def _event_flags(figures) -> list:
+    """What each event with figures adds to its groups besides its quantities (`figures`:
+    one row per such event with its cells' `mask`, `akoff`, civilians killed `ck_<bound>`
+    and agents killed or injured `agents_<bound>`, and the subsets of events it is in:
+    those giving the agents deployed, those with a place and a year): which sets of
+    quantities it has figures for, and whether the state killed civilians there and whether
+    one-sidedly (no agent killed or injured: at the low end by the most agents any source
+    reports, at the high end by the fewest). An event without figures adds none of these."""
+    c = figures.c
 
     def flag(condition):
         return case((condition, 1), else_=0)
 
-    def has(quantities):
-        if quantities == ("akoff",):
-            return c.akoff > 0
-        return _has_any(c.mask, [q for q in _reported_as(quantities) if q != ANY_QUANTITY])
-
-    columns = [c.event_id, c.deployed.label("agents_deployed")]
-    columns += [flag(has(qs)).label(f"has__{name}") for name, qs in BEHIND.items()]
+    columns = [flag(_has_set(figures, name)).label(f"has__{name}") for name in BEHIND]
     columns += [flag(c[f"ck_{b}"] > 0).label(f"kills_{b}") for b in BOUNDS]
     for b, agents in (("low", "high"), ("best", "best"), ("high", "low")):
         one_sided = and_(c[f"ck_{b}"] > 0, c[f"agents_{agents}"] == 0)
         columns.append(flag(one_sided).label(f"one_sided_{b}"))
-    for subset, inside in (("deployed", c.deployed > 0), ("placed", c.placed == 1)):
-        columns.append(flag(inside).label(f"in__{subset}"))
-        columns.append(flag(and_(inside, has(("ck",)))).label(f"has__{subset}"))
+    columns += [flag(_has_set(figures, subset)).label(f"has__{subset}") for subset in SUBSETS]
     return columns
 
 
@@ -730,9 +803,32 @@ def _group_totals(
 ) -> dict[tuple[int, Any], _Totals]:
     """Every group's totals and the total's, keyed (0, group key) and (1, None), from one
     statement: the database adds up the events' cells and flags per group and counts the
-    distinct sources behind them, so one row per group comes back."""
-    events = select(Event.id).where(*conditions)
-    cells = _cells(events).cte("cells")
+    distinct sources behind them, so one row per group comes back.
+
+    Each event in scope carries its group (when the event itself gives it) and the subsets
+    of events it is in into its cells and counts, in the pass that makes them: the groups
+    add up cells, events and sources without joining them back to their events. By force,
+    an event is in several groups (_members), which are joined in."""
+    by_force = group_by == "actor"
+    keyed = group_by is not None and not by_force
+    carried = (*(("gkey",) if keyed else ()), *(f"in__{subset}" for subset in SUBSETS))
+    given = case((Event.agents_deployed > 0, Event.agents_deployed), else_=0)
+    scope = (
+        select(
+            Event.id.label("event_id"),
+            *([_group_key(group_by).label("gkey")] if keyed else []),
+            case((Event.agents_deployed > 0, 1), else_=0).label("in__deployed"),
+            case(
+                (and_(Place.admin1.is_not(None), Event.start_date.is_not(None)), 1), else_=0
+            ).label("in__placed"),
+            given.label("agents_deployed"),
+        )
+        .outerjoin(Place, Place.id == Event.place_id)
+        .where(*conditions)
+        .cte("scope")
+    )
+    reports = _reports(scope, carried, user).cte("reports")
+    cells = _cells(scope, carried, reports).cte("cells")
     killed = [CODES[p] for p in CK_PARTS]
 
     def total(codes, column, rows=cells):
@@ -743,83 +839,73 @@ def _group_totals(
     figures = (
         select(
             cells.c.event_id,
+            *(cells.c[c] for c in carried),
             func.sum(cells.c.quantity).label("mask"),
             func.sum(cells.c.akoff).label("akoff"),
             *(total(killed, b).label(f"ck_{b}") for b in BOUNDS),
             *(total([CODES["ak"], CODES["ai"]], b).label(f"agents_{b}") for b in BOUNDS),
         )
-        .group_by(cells.c.event_id)
-        .subquery("figures")
+        .group_by(cells.c.event_id, *(cells.c[c] for c in carried))
+        .cte("figures")
     )
-    # Groups given by the event itself are worked out with its flags; by force, an event
-    # is in several (_members). Without grouping, all events are one group: the total.
-    by_force = group_by == "actor"
-    keyed = group_by is not None and not by_force
-    base = (
-        select(
-            Event.id.label("event_id"),
-            *([_group_key(group_by).label("gkey")] if keyed else []),
-            case((Event.agents_deployed > 0, Event.agents_deployed), else_=0).label("deployed"),
-            case(
-                (and_(Place.admin1.is_not(None), Event.start_date.is_not(None)), 1), else_=0
-            ).label("placed"),
-            *(c for c in figures.c if c.name != "event_id"),
-        )
-        .outerjoin(Place, Place.id == Event.place_id)
-        .outerjoin(figures, figures.c.event_id == Event.id)
-        .where(*conditions)
-        .subquery("base")
-    )
-    per_event = select(*([base.c.gkey] if keyed else []), *_per_event_columns(base)).cte(
-        "per_event"
-    )
-    in_groups = per_event
-    key = per_event.c.gkey if keyed else null()
-    if by_force:
-        members = _members(group_by, conditions, total=False).cte("members")
-        in_groups = per_event.join(members, members.c.event_id == per_event.c.event_id)
-        key = members.c.gkey
-    grouping = [] if group_by is None else [key]
+    members = _members(group_by, conditions, total=False).cte("members") if by_force else None
 
-    def groups_and_total(columns, in_groups, everything, *grouping_too):
-        """`columns` over each group's rows and over all rows (is_total 1): by force, an
-        event in several groups counts once in the total; else the total adds up the groups
-        (in Python) and NULLs stand for it."""
+    def in_groups(rows):
+        """`rows` (with an event_id) in their groups, and the group key."""
+        if by_force:
+            return rows.join(members, members.c.event_id == rows.c.event_id), members.c.gkey
+        return rows, rows.c.gkey if keyed else null()
+
+    def groups_and_total(columns, rows, *grouping_too):
+        """`columns` (a function of `rows`) over each group's rows and over all rows
+        (is_total 1): by force, an event in several groups counts once in the total; else
+        the total adds up the groups (in Python) and NULLs stand for it."""
+        joined, key = in_groups(rows)
+        grouping = [] if group_by is None else [key]
         parts = [
-            select(ZERO.label("is_total"), key.label("gkey"), *columns)
-            .select_from(in_groups)
+            select(ZERO.label("is_total"), key.label("gkey"), *columns(rows))
+            .select_from(joined)
             .group_by(*grouping, *grouping_too)
         ]
         if by_force:
             parts.append(
-                select(ONE, null(), *columns).select_from(everything).group_by(*grouping_too)
+                select(ONE, null(), *columns(rows)).select_from(rows).group_by(*grouping_too)
             )
         elif not grouping_too:
-            parts.append(select(ONE, null(), *(null() for _ in columns)))
+            parts.append(select(ONE, null(), *(null() for _ in columns(rows))))
         return union_all(*parts).subquery()
 
-    # Events and flags, added up per group.
-    flags = [c for c in per_event.c if c.name not in ("event_id", "gkey")]
-    sums = groups_and_total(
-        [func.count().label("n_events"), *(func.sum(c).label(c.name) for c in flags)],
-        in_groups,
-        per_event,
+    # Events, with and without figures: how many, agents deployed, subsets.
+    events = groups_and_total(
+        lambda rows: [
+            func.count().label("n_events"),
+            *(
+                func.sum(rows.c[c]).label(c)
+                for c in ("agents_deployed", *(f"in__{s}" for s in SUBSETS))
+            ),
+        ],
+        scope,
+    )
+    # The flags of the events with figures, added up per group.
+    flagged = select(
+        figures.c.event_id, *([figures.c.gkey] if keyed else []), *_event_flags(figures)
+    ).subquery("flagged")
+    flag_names = [c.name for c in flagged.c if c.name not in ("event_id", "gkey")]
+    flags = groups_and_total(
+        lambda rows: [func.sum(rows.c[name]).label(name) for name in flag_names], flagged
     )
     # Quantities: the cells added up per group, quantity and subset of events; then one
     # column each.
-    subsets = (per_event.c.in__deployed, per_event.c.in__placed)
-    amounts = [
-        cells.c.quantity,
-        *subsets,
-        *(func.sum(cells.c[b]).label(b) for b in (*BOUNDS, "akoff")),
-    ]
-    on = cells.c.event_id == per_event.c.event_id
+    subsets = [f"in__{subset}" for subset in SUBSETS]
     by_quantity = groups_and_total(
-        amounts,
-        in_groups.join(cells, on),
-        per_event.join(cells, on),
+        lambda rows: [
+            rows.c.quantity,
+            *(rows.c[s] for s in subsets),
+            *(func.sum(rows.c[b]).label(b) for b in (*BOUNDS, "akoff")),
+        ],
+        cells,
         cells.c.quantity,
-        *subsets,
+        *(cells.c[s] for s in subsets),
     )
     columns = [
         total([CODES[q]], b, by_quantity).label(f"{q}_{b}") for q in QUANTITY_CELLS for b in BOUNDS
@@ -840,29 +926,16 @@ def _group_totals(
 
     # The sources behind each set of quantities: per group and source, whether it backs
     # the set (in one of the group's events that has figures for it); then counted.
-    backing = _backing(user, events)
+    backing = _backing(user, scope, carried, reports, figures)
+    joined, key = in_groups(backing)
     per_source = (
         select(
             key.label("gkey"),
             backing.c.source_id,
-            *(
-                func.max(
-                    case(
-                        (
-                            and_(
-                                per_event.c[f"has__{name}"] == 1,
-                                backing.c.quantity.in_(_reported_as(quantities_of)),
-                            ),
-                            1,
-                        ),
-                        else_=0,
-                    )
-                ).label(name)
-                for name, quantities_of in SETS.items()
-            ),
+            *(func.max(case((_has_set(backing, name), 1), else_=0)).label(name) for name in SETS),
         )
-        .select_from(in_groups.join(backing, backing.c.event_id == per_event.c.event_id))
-        .group_by(*grouping, backing.c.source_id)
+        .select_from(joined)
+        .group_by(*([] if group_by is None else [key]), backing.c.source_id)
         .cte("per_source")
     )
     context_sources = sorted(context.sources)
@@ -900,23 +973,23 @@ def _group_totals(
 
     def same_group(other):
         return and_(
-            other.c.is_total == sums.c.is_total, other.c.gkey.is_not_distinct_from(sums.c.gkey)
+            other.c.is_total == events.c.is_total,
+            other.c.gkey.is_not_distinct_from(events.c.gkey),
         )
 
-    statement = (
-        select(
-            sums,
-            *(c for c in quantities.c if c.name not in ("is_total", "gkey")),
-            *(c for c in backed_of.c if c.name not in ("is_total", "gkey")),
-        )
-        .outerjoin(quantities, same_group(quantities))
-        .outerjoin(backed_of, same_group(backed_of))
-    )
+    parts = (flags, quantities, backed_of)
+    statement = select(
+        events, *(c for part in parts for c in part.c if c.name not in ("is_total", "gkey"))
+    ).select_from(events)
+    for part in parts:
+        statement = statement.outerjoin(part, same_group(part))
     with _without_jit(session):
         rows = session.execute(statement).mappings().all()
     regions = _regions(session, conditions, group_by, context)
     out: dict[tuple[int, Any], _Totals] = {}
-    names = [c.name for c in (*sums.c, *quantities.c) if c.name not in ("is_total", "gkey")]
+    names = [
+        c.name for c in (*events.c, *flags.c, *quantities.c) if c.name not in ("is_total", "gkey")
+    ]
     for row in sorted(rows, key=lambda row: int(row["is_total"])):  # the groups first
         is_total = int(row["is_total"])
         if group_by is None:
@@ -965,6 +1038,12 @@ def _python_key(group_by: str | None, value: Any) -> Any:
     return int(value)
 
 
+def _unary_plus(expression):
+    """+expression: on SQLite the same value, of any type, which its planner does not match
+    to an index."""
+    return UnaryExpression(expression, operator=operators.custom_op("+"), type_=expression.type)
+
+
 def _regions(
     session: Session, conditions: list, group_by: str | None, context: _Context
 ) -> dict[tuple[int, Any], set]:
@@ -989,11 +1068,18 @@ def _regions(
         )
     else:  # without grouping, the total's
         keys = [] if group_by is None else [_group_key(group_by)]
+        place_id = Event.place_id
+        if session.get_bind().dialect.name == "sqlite":
+            # SQLite would read the events in the order of an index on the group key (to
+            # group them) or look them up by place, each row fetched apart; reading the
+            # table through is faster. A unary + (a no-op there) keeps it off the indexes.
+            keys = [_unary_plus(key).label("gkey") for key in keys]
+            place_id = _unary_plus(place_id)
         statement = (
             select(ONE if group_by is None else ZERO, *(keys or [null()]), *places, year)
             .add_columns(func.max(Event.id))
             .select_from(Event)
-            .join(Place, Place.id == Event.place_id)
+            .join(Place, Place.id == place_id)
             .where(*placed, *conditions)
             .group_by(*keys, *places, year)
         )
