@@ -39,7 +39,18 @@ from schemas.places import PlaceSchema
 from schemas.victims import VictimSchema
 
 from .. import access, database, provenance, records, search, sourcefiles
-from ..models import CasualtyCount, Citation, Event, Operation, Place, Source, SourceFile, Victim
+from ..models import (
+    CasualtyCount,
+    Citation,
+    Event,
+    Operation,
+    Place,
+    Source,
+    SourceFile,
+    UTCDateTime,
+    Victim,
+    utcnow,
+)
 from ..resources import RESOURCES, Conflict
 from .cells import (
     CellError,
@@ -178,10 +189,18 @@ def _similar(a: str | None, b: str | None) -> bool:
 
 
 def _place_key(place: dict[str, Any]) -> tuple:
-    return (
-        place.get("country"),
-        *(fold(place.get(level) or "") for level in ("admin1", "admin2", "admin3", "locality")),
-    )
+    return _folded_place(tuple(place.get(level) for level in PLACE_LEVELS))
+
+
+PLACE_LEVELS = ("country", "admin1", "admin2", "admin3", "locality")
+
+
+@functools.lru_cache(maxsize=LOAD_CACHE)
+def _folded_place(levels: tuple) -> tuple:
+    """A place's key: its country, and its other levels folded (a file names the same places
+    over and over, each folded once)."""
+    country, *names = levels
+    return (country, *(fold(name or "") for name in names))
 
 
 def _place_text(place: dict[str, Any]) -> str:
@@ -514,29 +533,37 @@ class Job:
         """The dry pass: read and check every row, and count what it would do. Each row's
         plan goes to `keep` (a file, so memory does not grow with the file's rows), for the
         live pass to write without reading and checking the rows again."""
+        kept: list[tuple[int, RowPlan]] = []
         for done, (number, cells) in enumerate(self.table.rows(), start=1):
             self.current_row = number
             plan = self.plan(number, cells)
             if plan is not None:
                 if keep is not None:
-                    pickle.dump((done, plan), keep, pickle.HIGHEST_PROTOCOL)
+                    kept.append((done, plan))
+                    if len(kept) >= CHUNK_ROWS:
+                        # A chunk of plans at a time: what they share is written once.
+                        pickle.dump(kept, keep, pickle.HIGHEST_PROTOCOL)
+                        kept = []
                 writer.apply(plan)
             if self.progress:
                 self.progress("checking", done, self.total_rows)
+        if kept:
+            pickle.dump(kept, keep, pickle.HIGHEST_PROTOCOL)
 
     def write(self, writer: Writer, kept: IO[bytes]) -> None:
         """The live pass: the plans the dry pass kept, applied in the order of their rows."""
         kept.seek(0)
         while True:
             try:
-                done, plan = pickle.load(kept)
+                chunk = pickle.load(kept)
             except EOFError:
                 break
-            self.current_row = plan.number
-            writer.apply(plan)
-            writer.row_done(plan.number)
-            if self.progress:
-                self.progress("importing", done, self.total_rows)
+            for done, plan in chunk:
+                self.current_row = plan.number
+                writer.apply(plan)
+                writer.row_done(plan.number)
+                if self.progress:
+                    self.progress("importing", done, self.total_rows)
         if self.progress:
             self.progress("importing", self.total_rows, self.total_rows)
 
@@ -591,40 +618,71 @@ class Draft:
     """A record about to be inserted, held as its row of column values: it reads and writes
     its attributes, properties and methods as an instance of its model would, so that the
     resource's own apply and check run on it unchanged, without the cost of an ORM object
-    (and its change tracking) for each of the thousands of records an import makes."""
+    (and its change tracking) for each of the thousands of records an import makes.
 
-    __slots__ = ("model", "row")
+    The row is the draft's own attribute dictionary, so a column reads and writes at the
+    speed of a plain attribute; anything else is looked up on the model (__getattr__)."""
+
+    model: type  # each model's drafts are of a subclass of their own (_draft_class)
+
+    def __new__(cls, model: type, row: dict[str, Any]):
+        draft = object.__new__(_draft_class(model))
+        object.__setattr__(draft, "__dict__", row)
+        return draft
 
     def __init__(self, model: type, row: dict[str, Any]):
-        object.__setattr__(self, "model", model)
-        object.__setattr__(self, "row", row)
+        pass
+
+    @property
+    def row(self) -> dict[str, Any]:
+        return self.__dict__
 
     def __getattr__(self, name: str) -> Any:
-        row = self.row
-        if name in row:
-            return row[name]
-        return _model_attribute(self.model, name)(self)  # no column: as the model has it
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        self.row[name] = value
+        """No column: the attribute as the model has it. A property, method or constant is
+        put on the drafts' class, where the next read finds it at once."""
+        cls = type(self)
+        if name in cls.__dict__:  # put there before: it raised AttributeError itself
+            raise AttributeError(name)
+        read, kept = _model_attribute(self.model, name)
+        if kept is _RELATIONSHIP:
+            return read(self)
+        setattr(cls, name, kept)
+        return getattr(self, name)
 
 
 @functools.cache
-def _model_attribute(model: type, name: str) -> Callable[[Draft], Any]:
+def _draft_class(model: type) -> type:
+    """The class of `model`'s drafts, on which the model's properties and constants are put
+    as they are first read."""
+    for column in sa_inspect(model).column_attrs:
+        assert column.key not in ("model", "row"), f"{model.__name__}.{column.key} hides Draft's"
+    return type(f"Draft{model.__name__}", (Draft,), {"model": model})
+
+
+_RELATIONSHIP = object()
+
+
+@functools.cache
+def _model_attribute(model: type, name: str) -> tuple[Callable[[Draft], Any], Any]:
     """How a Draft of `model` reads an attribute that is no column: a relationship (empty on
-    a new record), a property or method of the model, or a constant of its class."""
+    a new record), a property or method of the model, or a constant of its class. Answers
+    the reader, and what the drafts' class may keep to read it the same way (_RELATIONSHIP:
+    nothing, a relationship's list is new for each draft)."""
     if name.startswith("__"):
         raise AttributeError(name)
     relationships = {r.key: r.uselist for r in sa_inspect(model).relationships}
     if name in relationships:
-        return (lambda draft: []) if relationships[name] else (lambda draft: None)
+        if relationships[name]:
+            return (lambda draft: []), _RELATIONSHIP
+        return (lambda draft: None), _RELATIONSHIP
     found = inspect.getattr_static(model, name)  # AttributeError when the model has none
     if isinstance(found, property):
-        return found.fget
+        return found.fget, found
     if inspect.isfunction(found):
-        return lambda draft: found.__get__(draft, model)
+        return (lambda draft: found.__get__(draft, model)), found
     value = getattr(model, name)
-    return lambda draft: value
+    # A function read from the class (a staticmethod's) stays one, not a draft's method.
+    return (lambda draft: value), staticmethod(value) if inspect.isfunction(value) else value
 
 
 @functools.cache
@@ -641,11 +699,17 @@ def _blank_row(model) -> tuple[tuple[str, Any], ...]:
 
 
 @functools.cache
-def _insert_fills(model) -> tuple[tuple[str, Callable], ...]:
-    """The columns a callable default fills when the record leaves them empty (created_at,
-    updated_at), as the insert through the session would."""
+def _insert_fills(model) -> tuple[tuple[str, Callable | None], ...]:
+    """The columns a callable default fills when the record leaves them empty, as the insert
+    through the session would: each with its default, or None for a time (created_at,
+    updated_at), which is the time the record goes in (Writer.flush's, for its chunk)."""
     return tuple(
-        (column.key, functools.partial(column.default.arg, None))
+        (
+            column.key,
+            None
+            if isinstance(column.type, UTCDateTime)
+            else functools.partial(column.default.arg, None),
+        )
         for column in model.__table__.columns
         if column.default is not None and column.default.is_callable
     )
@@ -837,11 +901,13 @@ class Writer:
         by_table: dict[str, list[_Pending]] = {}
         for item in self.pending:
             by_table.setdefault(item.resource.name, []).append(item)
+        # The chunk's records go in together: one time for them all and for their entries.
+        now = utcnow()
         try:
             for name in INSERT_ORDER:
                 items = by_table.pop(name, None)
                 if items:
-                    self._insert_rows(items)
+                    self._insert_rows(items, now)
         except IntegrityError:
             # The rows of the chunk went in together: say which rows they were.
             self.failed_rows = (first, self.job.current_row)
@@ -852,13 +918,15 @@ class Writer:
             resource, draft = item.resource, item.draft
             changes = records.created_changes(resource, draft, draft.row)
             record_id = draft.row["id"]
-            self.chain.record(self.user, "create", resource.key, record_id, changes, plain=True)
+            self.chain.record(
+                self.user, "create", resource.key, record_id, changes, plain=True, at=now
+            )
             entries |= search.inserted_entries(resource.model, draft.row)
         self.chain.flush()
         search.queue(self.session, entries)
         self.pending = []
 
-    def _insert_rows(self, items: list[_Pending]) -> None:
+    def _insert_rows(self, items: list[_Pending], now) -> None:
         """One table's rows of the chunk: their ids taken first (from the table's sequence
         on PostgreSQL; on SQLite after the largest, this transaction holding the database's
         write lock), their references to records of the chunk resolved, then one
@@ -876,7 +944,7 @@ class Writer:
                     row[name] = value.id
             for name, fill in fills:
                 if row[name] is None:
-                    row[name] = fill()
+                    row[name] = now if fill is None else fill()
             rows.append(row)
             created.add(record_id)
         database.bulk_insert(self.session, model.__table__, rows)
