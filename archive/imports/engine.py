@@ -69,6 +69,8 @@ from .reading import Table, is_blank
 ON_DUPLICATE = ("skip", "update")
 CHUNK_ROWS = 500  # rows whose records the live pass inserts together
 LOAD_CACHE = 4096  # loaded places and figures remembered
+CELL_CACHE = 65536  # cells read remembered, per column and value
+_UNREAD = object()
 RECORDS = ("events", "victims", "casualty_counts", "places", "operations", "citations")
 SIMILAR = 0.85  # how alike two folded titles or names must be to count as the same
 MAX_EXTERNAL_ID = 200
@@ -238,6 +240,7 @@ class Job:
         self.event_schema = EventSchema()
         self.place_schema = PlaceSchema()
         self._loads: dict[tuple, dict[str, Any]] = {}
+        self._cells: dict[tuple, Any] = {}
         self.operation_schema = OperationSchema()
         self.victim_schema = VictimSchema(partial=("event_id",))
         self.count_schema = CasualtyCountSchema(partial=("event_id", "source_id"))
@@ -294,9 +297,25 @@ class Job:
         if source.startswith("constants."):
             constant = self.mapping.constants[target]
             if isinstance(constant, str) and BRACES.search(constant):
-                return BRACES.sub(lambda m: self._brace(row, m[1]), constant)
+                return self._filled(row, constant)
             return constant
         return row.get(source)
+
+    def _filled(self, row: dict[str, Any], template: str) -> str:
+        """The template with each {column} as _brace reads it, remembered for the cells seen
+        before (a title made of a place and a type repeats)."""
+        try:
+            key = (_braced, template, *(row.get(header) for header in _braced(template)))
+            found = self._cells.get(key, _UNREAD)
+        except TypeError:  # a value that cannot be a key
+            found = key = None
+        if found is _UNREAD or key is None:
+            found = BRACES.sub(lambda m: self._brace(row, m[1]), template)
+            if key is not None:
+                if len(self._cells) >= CELL_CACHE:
+                    self._cells.clear()
+                self._cells[key] = found
+        return found
 
     def _brace(self, row: dict[str, Any], header: str) -> str:
         """A column's cell as text, through the values that column's codes have."""
@@ -363,6 +382,21 @@ class Job:
             )
         return choice
 
+    def _read_cell(self, value: Any, source: str, target: Target) -> Any:
+        """_cell(value, source, target), remembered for values seen before in the column (a
+        file repeats its dates, places and codes); a cell that cannot be read is not
+        remembered (it raises again, for the report of each row)."""
+        try:
+            key = (source, target.key, type(value), value)
+            found = self._cells.get(key, _UNREAD)
+        except TypeError:  # a value that cannot be a key
+            return self._cell(value, source, target)
+        if found is _UNREAD:
+            if len(self._cells) >= CELL_CACHE:
+                self._cells.clear()
+            found = self._cells[key] = self._cell(value, source, target)
+        return found
+
     def plan(self, number: int, cells: list[Any]) -> RowPlan | None:
         """The row read and validated, or None when it is blank, skipped or has errors."""
         if all(is_blank(c) for c in cells):
@@ -385,7 +419,7 @@ class Job:
         for target_key, source in self.sources.items():
             target = TARGETS[target_key]
             try:
-                value = self._cell(self._raw(row, source, target_key), source, target)
+                value = self._read_cell(self._raw(row, source, target_key), source, target)
             except CellError as exc:
                 problems.append(Problem(number, source, str(exc)))
                 unread.add(target_key)
@@ -614,6 +648,12 @@ class New:
         self.id: int | None = None
 
 
+@functools.lru_cache(maxsize=256)
+def _braced(template: str) -> tuple[str, ...]:
+    """The columns a constant's template names in braces."""
+    return tuple(BRACES.findall(template))
+
+
 class Draft:
     """A record about to be inserted, held as its row of column values: it reads and writes
     its attributes, properties and methods as an instance of its model would, so that the
@@ -715,6 +755,12 @@ def _insert_fills(model) -> tuple[tuple[str, Callable | None], ...]:
     )
 
 
+@functools.cache
+def _references(model) -> tuple[str, ...]:
+    """The columns of `model` that refer to other records: those that may hold a New."""
+    return tuple(column.key for column in model.__table__.columns if column.foreign_keys)
+
+
 @dataclass
 class _Pending:
     resource: Any
@@ -725,7 +771,7 @@ class _Pending:
 # The order a chunk's records are inserted in: each table after those it refers to.
 INSERT_ORDER = ("places", "operations", "events", "victims", "casualty-counts", "citations")
 # Fields that are rows of other tables: a record given them is written through the session.
-ORM_ONLY = ("actors",)
+ORM_ONLY = frozenset({"actors"})
 # Ids for n new rows of a table, taken from its sequence (PostgreSQL).
 NEXT_IDS = sql_text(
     "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
@@ -845,7 +891,7 @@ class Writer:
         if resource_name in self.CHECKED_REFERENCES:
             self._check_references(resource, data)
         ref = New()
-        if any(key in data for key in ORM_ONLY):
+        if not ORM_ONLY.isdisjoint(data):
             # Links to actors are rows of their own: this record goes through the session.
             self.flush()
             record = resource.model()
@@ -934,13 +980,15 @@ class Writer:
         model = items[0].resource.model
         ids = self._take_ids(model.__table__, len(items))
         fills = _insert_fills(model)
+        references = _references(model)
         created = self.created[items[0].resource.key + "s"]
         rows = []
         for item, record_id in zip(items, ids, strict=True):
             row = item.draft.row
             row["id"] = item.ref.id = record_id
-            for name, value in row.items():
-                if isinstance(value, New):
+            for name in references:
+                value = row[name]
+                if type(value) is New:
                     row[name] = value.id
             for name, fill in fills:
                 if row[name] is None:
