@@ -5,6 +5,7 @@ the API gives next."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 
@@ -95,9 +96,11 @@ def _failing_import(factory, monkeypatch):
     taken = factory.event(title="Ya en el archivo")
     take_ids = engine.Writer._take_ids
 
-    def clashing(writer, table, n):
-        ids = take_ids(writer, table, n)
-        return [taken, *ids[1:]] if table.name == "events" else ids
+    def clashing(writer, counts):
+        ids = take_ids(writer, counts)
+        if "events" in ids:
+            ids["events"] = [taken, *ids["events"][1:]]
+        return ids
 
     monkeypatch.setattr(engine.Writer, "_take_ids", clashing)
 
@@ -127,6 +130,7 @@ def test_a_failed_import_leaves_nothing_and_the_api_creates_afterwards(
     result = run(csv_bytes(CLASHES), CLASH_MAPPING)
 
     assert result.exit_code != 0
+    assert "Writing failed, nothing was kept" in result.output  # refused by the database
     assert _counts(app) == before
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(SearchOutbox)) == 0
@@ -290,3 +294,21 @@ def test_an_operation_an_import_adds_has_its_aliases_stored_as_the_api_stores_th
         )
     assert aliases == {"Operación Previa": [], "Relámpago": []}
     assert stored["Relámpago"] == stored["Operación Previa"]
+
+
+def test_an_import_hands_every_object_back_to_the_garbage_collector(app, run):
+    """An import keeps the objects alive before it out of the collector's full passes while
+    it runs (gc.freeze), and hands them back when it ends, whether it wrote or found errors."""
+    assert gc.get_freeze_count() == 0
+    bad = [CLASHES[0], ["13/07/2015", "Nuevo León", "Monterrey", "armed_clash_alleged", "x", "1"]]
+
+    assert run(csv_bytes(CLASHES), CLASH_MAPPING).exit_code == 0
+    assert gc.get_freeze_count() == 0
+    assert run(csv_bytes(bad), CLASH_MAPPING).exit_code != 0
+    assert gc.get_freeze_count() == 0
+    assert count_events(app) == 2
+
+
+def count_events(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(Event))

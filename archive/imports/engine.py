@@ -12,8 +12,10 @@ entries are appended to the chain in bulk (provenance.Appender).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import difflib
 import functools
+import gc
 import hashlib
 import inspect
 import io
@@ -772,10 +774,6 @@ class _Pending:
 INSERT_ORDER = ("places", "operations", "events", "victims", "casualty-counts", "citations")
 # Fields that are rows of other tables: a record given them is written through the session.
 ORM_ONLY = frozenset({"actors"})
-# Ids for n new rows of a table, taken from its sequence (PostgreSQL).
-NEXT_IDS = sql_text(
-    "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
-)
 
 
 def _is_new(record_id) -> bool:
@@ -949,11 +947,12 @@ class Writer:
             by_table.setdefault(item.resource.name, []).append(item)
         # The chunk's records go in together: one time for them all and for their entries.
         now = utcnow()
+        ids = self._take_ids({name: len(items) for name, items in by_table.items()})
         try:
             for name in INSERT_ORDER:
                 items = by_table.pop(name, None)
                 if items:
-                    self._insert_rows(items, now)
+                    self._insert_rows(items, ids[name], now)
         except IntegrityError:
             # The rows of the chunk went in together: say which rows they were.
             self.failed_rows = (first, self.job.current_row)
@@ -972,13 +971,10 @@ class Writer:
         search.queue(self.session, entries)
         self.pending = []
 
-    def _insert_rows(self, items: list[_Pending], now) -> None:
-        """One table's rows of the chunk: their ids taken first (from the table's sequence
-        on PostgreSQL; on SQLite after the largest, this transaction holding the database's
-        write lock), their references to records of the chunk resolved, then one
-        executemany."""
+    def _insert_rows(self, items: list[_Pending], ids: list[int], now) -> None:
+        """One table's rows of the chunk, with the ids taken for them: their references to
+        records of the chunk resolved, then one executemany (or COPY)."""
         model = items[0].resource.model
-        ids = self._take_ids(model.__table__, len(items))
         fills = _insert_fills(model)
         references = _references(model)
         created = self.created[items[0].resource.key + "s"]
@@ -997,11 +993,30 @@ class Writer:
             created.add(record_id)
         database.bulk_insert(self.session, model.__table__, rows)
 
-    def _take_ids(self, table, count: int) -> list[int]:
-        if self.session.get_bind().dialect.name == "postgresql":
-            return sorted(self.session.scalars(NEXT_IDS, {"table": table.name, "n": count}))
-        last = self.session.scalar(select(func.max(table.c.id))) or 0
-        return list(range(last + 1, last + 1 + count))
+    def _take_ids(self, counts: dict[str, int]) -> dict[str, list[int]]:
+        """Ids for the chunk's new rows of each resource's table: from the tables' sequences
+        on PostgreSQL, all in one query; on SQLite after each table's largest, this
+        transaction holding the database's write lock."""
+        tables = {name: RESOURCES[name].model.__table__.name for name in counts}
+        if self.session.get_bind().dialect.name != "postgresql":
+            taken = {}
+            for name, count in counts.items():
+                table = RESOURCES[name].model.__table__
+                last = self.session.scalar(select(func.max(table.c.id))) or 0
+                taken[name] = list(range(last + 1, last + 1 + count))
+            return taken
+        names = list(counts)
+        query = " UNION ALL ".join(
+            f"SELECT {i} AS n, nextval(pg_get_serial_sequence(:table_{i}, 'id'))"
+            f" FROM generate_series(1, :count_{i})"
+            for i in range(len(names))
+        )
+        values = {f"table_{i}": tables[name] for i, name in enumerate(names)}
+        values |= {f"count_{i}": counts[name] for i, name in enumerate(names)}
+        taken = {name: [] for name in names}
+        for i, record_id in self.session.execute(sql_text(query), values):
+            taken[names[i]].append(record_id)
+        return {name: sorted(found) for name, found in taken.items()}
 
     def _cite(self, target_type: str, target_id, row: int, new: bool = False) -> None:
         """Cite the dataset at the row, unless the record (found, not `new`) already does."""
@@ -1342,16 +1357,37 @@ def execute(
         on_duplicate=on_duplicate,
     )
     job = Job(session, user, table, mapping, report, progress)
-    job.detect_dates()
-    report.source_id = existing_source(session, sha256)
-    if dry_run:
-        job.run(Writer(job, False, on_duplicate, report.source_id))
-        return report
-    with tempfile.TemporaryFile() as kept:
-        job.run(Writer(job, False, on_duplicate, report.source_id), kept)
-        if report.errors:
+    with _collecting_only_new_objects():
+        job.detect_dates()
+        report.source_id = existing_source(session, sha256)
+        if dry_run:
+            job.run(Writer(job, False, on_duplicate, report.source_id))
             return report
-        return _write(session, user, store, data, filename, job, kept, max_bytes)
+        with tempfile.TemporaryFile() as kept:
+            job.run(Writer(job, False, on_duplicate, report.source_id), kept)
+            if report.errors:
+                return report
+            return _write(session, user, store, data, filename, job, kept, max_bytes)
+
+
+@contextlib.contextmanager
+def _collecting_only_new_objects():
+    """While an import runs, the garbage collector's full passes skip the objects that were
+    alive before it (the application's modules, schemas, mappers...): an import makes
+    hundreds of thousands of objects, enough to set off a full pass every few thousand rows,
+    and each pass over everything the process holds cost more than the rest of the rows'
+    work. Nothing is left uncollected: the objects are handed back to the collector after
+    (gc.unfreeze), and the objects the import makes are collected as usual meanwhile. When
+    objects are frozen already (by the server, or by an import running in another thread),
+    they are left as they are."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _write(session, user, store, data, filename, job: Job, kept: IO[bytes], max_bytes: int):
