@@ -10,10 +10,12 @@ Requests that change data therefore declare it up front with :func:`writing`.
 from __future__ import annotations
 
 import contextlib
+import functools
+import operator
 import sqlite3
 from contextvars import ContextVar
 
-from sqlalchemy import event, insert
+from sqlalchemy import Date, DateTime, event, insert
 from sqlalchemy import exc as exc_module
 from sqlalchemy.engine import Engine
 
@@ -75,27 +77,101 @@ def bulk_insert(
     the session's transaction: with COPY on PostgreSQL (whose server otherwise runs an
     INSERT per row), elsewhere by executemany of `statement` (default: the table's insert).
 
-    COPY takes the values as the driver adapts them, past the columns' SQLAlchemy types:
-    they must be what the database stores (aware datetimes, JSON as its text); `renamed`
-    maps a key to the column it fills."""
+    Either way each value goes through its column's type (in `statement`) as SQLAlchemy
+    would send it (see _driver_rows), and the driver gets tuples, without SQLAlchemy's work
+    per row; `renamed` maps a key to the column it fills in the COPY (a key `statement`
+    binds to a column of another name)."""
     if not rows:
         return
     connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        session.execute(insert(table) if statement is None else statement, rows)
+    dialect = connection.dialect
+    if statement is None:
+        statement = _table_insert(table)
+    keys = tuple(rows[0])
+    driver = _driver_rows(dialect, statement, keys)
+    if dialect.name != "postgresql":
+        if driver is None:
+            session.execute(statement, rows)
+        else:
+            sql, values = driver
+            connection.exec_driver_sql(sql, values(rows))
         return
     from psycopg import sql
 
-    keys = list(rows[0])
     copy = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table.name),
         sql.SQL(", ").join(sql.Identifier((renamed or {}).get(k, k)) for k in keys),
     )
-    dbapi = connection.dialect.loaded_dbapi
+    dbapi = dialect.loaded_dbapi
     try:
         with connection.connection.driver_connection.cursor() as cursor, cursor.copy(copy) as out:
-            for row in rows:
-                out.write_row([row[k] for k in keys])
+            for row in driver[1](rows):
+                out.write_row(row)
     except dbapi.Error as exc:
         # As SQLAlchemy raises what the driver raises (IntegrityError for a broken key...).
         raise exc_module.DBAPIError.instance(str(copy), None, exc, dbapi.Error) from exc
+
+
+@functools.cache
+def _table_insert(table):
+    """The table's plain insert, built once, so that _driver_rows's memory finds it again."""
+    return insert(table)
+
+
+@functools.lru_cache(maxsize=64)
+def _driver_rows(dialect, statement, keys: tuple[str, ...]):
+    """(SQL, rows -> tuples of driver values) of `statement` executed with dicts of `keys`:
+    the statement compiled as SQLAlchemy compiles it for an executemany, each value passed
+    through its bind processor (a date's text on SQLite, a time in UTC, a boolean, JSON) as
+    SQLAlchemy does. The tuples follow the SQL's parameters on SQLite, `keys` on PostgreSQL
+    (for a COPY of those columns). Dates and times, which an import repeats (one time for a
+    chunk of records, the same days over and over), are processed once per distinct value.
+    None, on SQLite, when the statement needs more than the values given (defaults to
+    compute, a name not among the keys): SQLAlchemy's own executemany then does it."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+    if dialect.name == "postgresql":
+        names = keys
+    else:
+        names = compiled.positiontup
+        if (
+            not dialect.positional
+            or names is None
+            or set(names) != set(keys)
+            or len(names) != len(keys)
+            or compiled.insert_prefetch
+            or compiled.post_compile_params
+            or compiled.literal_execute_params
+        ):
+            return None
+    get = operator.itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+    processors = compiled._bind_processors
+    processed = []
+    for index, name in enumerate(names):
+        process = processors.get(name)
+        if process is None:
+            continue
+        kind = compiled.binds[name].type
+        kind = getattr(kind, "impl_instance", kind)  # a TypeDecorator's: what it stores as
+        processed.append((index, process, isinstance(kind, (Date, DateTime))))
+
+    def values(rows: list[dict]) -> list[tuple]:
+        memos = [{} if repeated else None for _, _, repeated in processed]
+        out = []
+        for row in rows:
+            value = get(row)
+            if processed:
+                value = list(value)
+                for (index, process, _), memo in zip(processed, memos, strict=True):
+                    if memo is None:
+                        value[index] = process(value[index])
+                    else:
+                        given = value[index]
+                        done = memo.get(given, memo)
+                        if done is memo:
+                            done = memo[given] = process(given)
+                        value[index] = done
+                value = tuple(value)
+            out.append(value)
+        return out
+
+    return compiled.string, values

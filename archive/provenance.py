@@ -10,6 +10,7 @@ Files: stored once under their SHA-256 and never altered; every read checks the 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import functools
 import hashlib
@@ -50,13 +51,14 @@ def _canonical_values(values: dict[str, Any]) -> bytes:
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
-def _canonical_text(entry: dict[str, Any]) -> bytes:
+def _canonical_text(entry: dict[str, Any], at: str | None = None) -> bytes:
     """_canonical_values(entry), for an entry whose changes are already encoded (as
     `changes_json`, by _encode): the same bytes, put together from its encoded parts (JSON
-    with sorted keys is each key's encoded value, in the keys' order)."""
+    with sorted keys is each key's encoded value, in the keys' order). `at`: the entry's
+    time as isoformat() writes it, when the caller has it already."""
     # The time: digits, dashes, colons, a dot and a plus; the hash: hex digits. No escapes.
     return (
-        f'{{"action":{_encoded(entry["action"])},"at":"{entry["at"].isoformat()}",'
+        f'{{"action":{_encoded(entry["action"])},"at":"{at or entry["at"].isoformat()}",'
         f'"changes":{entry["changes_json"]},"prev_hash":"{entry["prev_hash"]}",'
         f'"record_id":{_number(entry["record_id"])},"resource":{_encoded(entry["resource"])},'
         f'"seq":{_number(entry["seq"])},"user_email":{_encoded(entry["user_email"])},'
@@ -65,7 +67,9 @@ def _canonical_text(entry: dict[str, Any]) -> bytes:
 
 
 def _number(value: int | None) -> str:
-    return str(value) if type(value) is int else _encode(value)
+    if type(value) is int:
+        return str(value)
+    return "null" if value is None else _encode(value)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -74,6 +78,7 @@ def _encoded(value: str | int | None) -> str:
     return _encode(value)
 
 
+@functools.cache
 def _insert_entries():
     """An insert of audit entries whose changes come as JSON text (`changes_json`), stored
     as they are (SQLite's JSON column holds text; PostgreSQL takes them by COPY)."""
@@ -149,6 +154,8 @@ class Appender:
     def __init__(self, session: Session):
         self.session = session
         self.pending: list[dict[str, Any]] = []
+        self._at: dt.datetime | None = None  # the last entry's time, and as its hash reads it
+        self._at_text = ""
         _lock_chain(session)
         self.resync()
 
@@ -167,16 +174,23 @@ class Appender:
         changes: dict[str, Any] | None = None,
         *,
         plain: bool = False,
+        at: dt.datetime | None = None,
     ) -> dict[str, Any]:
         """The next entry (its columns, `changes` as JSON text), as record() would write it;
         inserted by the next flush(). `plain` says `changes` holds only what JSON holds (str,
         int, float, bool, None, lists and dicts of them, as a schema dumps a record), so it
-        need not pass through JSON to become what the log reads back."""
+        need not pass through JSON to become what the log reads back. `at`: the entry's time
+        (an aware datetime, not before the entry it follows), when not now: a bulk import
+        gives the records it inserts together, and their entries, the time they go in."""
         if not plain:
             changes = json.loads(json.dumps(changes or {}, default=str))
+        if at is None:
+            at = utcnow()
+        if at is not self._at:
+            self._at, self._at_text = at, at.isoformat()
         entry = {
             "seq": self.seq + 1,
-            "at": utcnow(),
+            "at": at,
             "user_id": user.id if user else None,
             "user_email": user.email if user else None,
             "action": action,
@@ -185,7 +199,7 @@ class Appender:
             "changes_json": _encode(changes or {}),
             "prev_hash": self.hash,
         }
-        entry["hash"] = hashlib.sha256(_canonical_text(entry)).hexdigest()
+        entry["hash"] = hashlib.sha256(_canonical_text(entry, self._at_text)).hexdigest()
         self.pending.append(entry)
         self.seq, self.hash = entry["seq"], entry["hash"]
         if len(self.pending) >= self.BATCH:

@@ -63,7 +63,7 @@ import numpy as np
 from flask import current_app, has_app_context
 from markupsafe import escape
 from marshmallow import ValidationError
-from sqlalchemy import delete, event, func, insert, inspect, or_, select
+from sqlalchemy import delete, event, func, inspect, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, joinedload, selectinload
 from whoosh import fields, formats, query, sorting, writing
@@ -966,8 +966,9 @@ def queue(session: Session, entries: set[tuple[str, int]]) -> None:
     if not entries:
         return
     now = dt.datetime.now(dt.UTC)
-    session.connection().execute(
-        insert(SearchOutbox.__table__),
+    database.bulk_insert(
+        session,
+        SearchOutbox.__table__,
         [{"kind": k, "record_id": i, "created_at": now} for k, i in sorted(entries)],
     )
     session.info["search_outbox"] = True

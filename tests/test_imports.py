@@ -1054,9 +1054,11 @@ def test_a_write_the_database_refuses_keeps_nothing_and_names_the_rows(
     taken = factory.event(title="Ya en el archivo")
     take_ids = engine.Writer._take_ids
 
-    def clashing(writer, table, n):
-        ids = take_ids(writer, table, n)
-        return [taken, *ids[1:]] if table.name == "events" else ids
+    def clashing(writer, counts):
+        ids = take_ids(writer, counts)
+        if "events" in ids:
+            ids["events"] = [taken, *ids["events"][1:]]
+        return ids
 
     monkeypatch.setattr(engine.Writer, "_take_ids", clashing)
     before = (

@@ -12,8 +12,10 @@ entries are appended to the chain in bulk (provenance.Appender).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import difflib
 import functools
+import gc
 import hashlib
 import inspect
 import io
@@ -39,7 +41,18 @@ from schemas.places import PlaceSchema
 from schemas.victims import VictimSchema
 
 from .. import access, database, provenance, records, search, sourcefiles
-from ..models import CasualtyCount, Citation, Event, Operation, Place, Source, SourceFile, Victim
+from ..models import (
+    CasualtyCount,
+    Citation,
+    Event,
+    Operation,
+    Place,
+    Source,
+    SourceFile,
+    UTCDateTime,
+    Victim,
+    utcnow,
+)
 from ..resources import RESOURCES, Conflict
 from .cells import (
     CellError,
@@ -58,6 +71,8 @@ from .reading import Table, is_blank
 ON_DUPLICATE = ("skip", "update")
 CHUNK_ROWS = 500  # rows whose records the live pass inserts together
 LOAD_CACHE = 4096  # loaded places and figures remembered
+CELL_CACHE = 65536  # cells read remembered, per column and value
+_UNREAD = object()
 RECORDS = ("events", "victims", "casualty_counts", "places", "operations", "citations")
 SIMILAR = 0.85  # how alike two folded titles or names must be to count as the same
 MAX_EXTERNAL_ID = 200
@@ -178,10 +193,18 @@ def _similar(a: str | None, b: str | None) -> bool:
 
 
 def _place_key(place: dict[str, Any]) -> tuple:
-    return (
-        place.get("country"),
-        *(fold(place.get(level) or "") for level in ("admin1", "admin2", "admin3", "locality")),
-    )
+    return _folded_place(tuple(place.get(level) for level in PLACE_LEVELS))
+
+
+PLACE_LEVELS = ("country", "admin1", "admin2", "admin3", "locality")
+
+
+@functools.lru_cache(maxsize=LOAD_CACHE)
+def _folded_place(levels: tuple) -> tuple:
+    """A place's key: its country, and its other levels folded (a file names the same places
+    over and over, each folded once)."""
+    country, *names = levels
+    return (country, *(fold(name or "") for name in names))
 
 
 def _place_text(place: dict[str, Any]) -> str:
@@ -219,6 +242,7 @@ class Job:
         self.event_schema = EventSchema()
         self.place_schema = PlaceSchema()
         self._loads: dict[tuple, dict[str, Any]] = {}
+        self._cells: dict[tuple, Any] = {}
         self.operation_schema = OperationSchema()
         self.victim_schema = VictimSchema(partial=("event_id",))
         self.count_schema = CasualtyCountSchema(partial=("event_id", "source_id"))
@@ -275,9 +299,25 @@ class Job:
         if source.startswith("constants."):
             constant = self.mapping.constants[target]
             if isinstance(constant, str) and BRACES.search(constant):
-                return BRACES.sub(lambda m: self._brace(row, m[1]), constant)
+                return self._filled(row, constant)
             return constant
         return row.get(source)
+
+    def _filled(self, row: dict[str, Any], template: str) -> str:
+        """The template with each {column} as _brace reads it, remembered for the cells seen
+        before (a title made of a place and a type repeats)."""
+        try:
+            key = (_braced, template, *(row.get(header) for header in _braced(template)))
+            found = self._cells.get(key, _UNREAD)
+        except TypeError:  # a value that cannot be a key
+            found = key = None
+        if found is _UNREAD or key is None:
+            found = BRACES.sub(lambda m: self._brace(row, m[1]), template)
+            if key is not None:
+                if len(self._cells) >= CELL_CACHE:
+                    self._cells.clear()
+                self._cells[key] = found
+        return found
 
     def _brace(self, row: dict[str, Any], header: str) -> str:
         """A column's cell as text, through the values that column's codes have."""
@@ -344,6 +384,21 @@ class Job:
             )
         return choice
 
+    def _read_cell(self, value: Any, source: str, target: Target) -> Any:
+        """_cell(value, source, target), remembered for values seen before in the column (a
+        file repeats its dates, places and codes); a cell that cannot be read is not
+        remembered (it raises again, for the report of each row)."""
+        try:
+            key = (source, target.key, type(value), value)
+            found = self._cells.get(key, _UNREAD)
+        except TypeError:  # a value that cannot be a key
+            return self._cell(value, source, target)
+        if found is _UNREAD:
+            if len(self._cells) >= CELL_CACHE:
+                self._cells.clear()
+            found = self._cells[key] = self._cell(value, source, target)
+        return found
+
     def plan(self, number: int, cells: list[Any]) -> RowPlan | None:
         """The row read and validated, or None when it is blank, skipped or has errors."""
         if all(is_blank(c) for c in cells):
@@ -366,7 +421,7 @@ class Job:
         for target_key, source in self.sources.items():
             target = TARGETS[target_key]
             try:
-                value = self._cell(self._raw(row, source, target_key), source, target)
+                value = self._read_cell(self._raw(row, source, target_key), source, target)
             except CellError as exc:
                 problems.append(Problem(number, source, str(exc)))
                 unread.add(target_key)
@@ -514,29 +569,37 @@ class Job:
         """The dry pass: read and check every row, and count what it would do. Each row's
         plan goes to `keep` (a file, so memory does not grow with the file's rows), for the
         live pass to write without reading and checking the rows again."""
+        kept: list[tuple[int, RowPlan]] = []
         for done, (number, cells) in enumerate(self.table.rows(), start=1):
             self.current_row = number
             plan = self.plan(number, cells)
             if plan is not None:
                 if keep is not None:
-                    pickle.dump((done, plan), keep, pickle.HIGHEST_PROTOCOL)
+                    kept.append((done, plan))
+                    if len(kept) >= CHUNK_ROWS:
+                        # A chunk of plans at a time: what they share is written once.
+                        pickle.dump(kept, keep, pickle.HIGHEST_PROTOCOL)
+                        kept = []
                 writer.apply(plan)
             if self.progress:
                 self.progress("checking", done, self.total_rows)
+        if kept:
+            pickle.dump(kept, keep, pickle.HIGHEST_PROTOCOL)
 
     def write(self, writer: Writer, kept: IO[bytes]) -> None:
         """The live pass: the plans the dry pass kept, applied in the order of their rows."""
         kept.seek(0)
         while True:
             try:
-                done, plan = pickle.load(kept)
+                chunk = pickle.load(kept)
             except EOFError:
                 break
-            self.current_row = plan.number
-            writer.apply(plan)
-            writer.row_done(plan.number)
-            if self.progress:
-                self.progress("importing", done, self.total_rows)
+            for done, plan in chunk:
+                self.current_row = plan.number
+                writer.apply(plan)
+                writer.row_done(plan.number)
+                if self.progress:
+                    self.progress("importing", done, self.total_rows)
         if self.progress:
             self.progress("importing", self.total_rows, self.total_rows)
 
@@ -587,44 +650,81 @@ class New:
         self.id: int | None = None
 
 
+@functools.lru_cache(maxsize=256)
+def _braced(template: str) -> tuple[str, ...]:
+    """The columns a constant's template names in braces."""
+    return tuple(BRACES.findall(template))
+
+
 class Draft:
     """A record about to be inserted, held as its row of column values: it reads and writes
     its attributes, properties and methods as an instance of its model would, so that the
     resource's own apply and check run on it unchanged, without the cost of an ORM object
-    (and its change tracking) for each of the thousands of records an import makes."""
+    (and its change tracking) for each of the thousands of records an import makes.
 
-    __slots__ = ("model", "row")
+    The row is the draft's own attribute dictionary, so a column reads and writes at the
+    speed of a plain attribute; anything else is looked up on the model (__getattr__)."""
+
+    model: type  # each model's drafts are of a subclass of their own (_draft_class)
+
+    def __new__(cls, model: type, row: dict[str, Any]):
+        draft = object.__new__(_draft_class(model))
+        object.__setattr__(draft, "__dict__", row)
+        return draft
 
     def __init__(self, model: type, row: dict[str, Any]):
-        object.__setattr__(self, "model", model)
-        object.__setattr__(self, "row", row)
+        pass
+
+    @property
+    def row(self) -> dict[str, Any]:
+        return self.__dict__
 
     def __getattr__(self, name: str) -> Any:
-        row = self.row
-        if name in row:
-            return row[name]
-        return _model_attribute(self.model, name)(self)  # no column: as the model has it
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        self.row[name] = value
+        """No column: the attribute as the model has it. A property, method or constant is
+        put on the drafts' class, where the next read finds it at once."""
+        cls = type(self)
+        if name in cls.__dict__:  # put there before: it raised AttributeError itself
+            raise AttributeError(name)
+        read, kept = _model_attribute(self.model, name)
+        if kept is _RELATIONSHIP:
+            return read(self)
+        setattr(cls, name, kept)
+        return getattr(self, name)
 
 
 @functools.cache
-def _model_attribute(model: type, name: str) -> Callable[[Draft], Any]:
+def _draft_class(model: type) -> type:
+    """The class of `model`'s drafts, on which the model's properties and constants are put
+    as they are first read."""
+    for column in sa_inspect(model).column_attrs:
+        assert column.key not in ("model", "row"), f"{model.__name__}.{column.key} hides Draft's"
+    return type(f"Draft{model.__name__}", (Draft,), {"model": model})
+
+
+_RELATIONSHIP = object()
+
+
+@functools.cache
+def _model_attribute(model: type, name: str) -> tuple[Callable[[Draft], Any], Any]:
     """How a Draft of `model` reads an attribute that is no column: a relationship (empty on
-    a new record), a property or method of the model, or a constant of its class."""
+    a new record), a property or method of the model, or a constant of its class. Answers
+    the reader, and what the drafts' class may keep to read it the same way (_RELATIONSHIP:
+    nothing, a relationship's list is new for each draft)."""
     if name.startswith("__"):
         raise AttributeError(name)
     relationships = {r.key: r.uselist for r in sa_inspect(model).relationships}
     if name in relationships:
-        return (lambda draft: []) if relationships[name] else (lambda draft: None)
+        if relationships[name]:
+            return (lambda draft: []), _RELATIONSHIP
+        return (lambda draft: None), _RELATIONSHIP
     found = inspect.getattr_static(model, name)  # AttributeError when the model has none
     if isinstance(found, property):
-        return found.fget
+        return found.fget, found
     if inspect.isfunction(found):
-        return lambda draft: found.__get__(draft, model)
+        return (lambda draft: found.__get__(draft, model)), found
     value = getattr(model, name)
-    return lambda draft: value
+    # A function read from the class (a staticmethod's) stays one, not a draft's method.
+    return (lambda draft: value), staticmethod(value) if inspect.isfunction(value) else value
 
 
 @functools.cache
@@ -641,14 +741,26 @@ def _blank_row(model) -> tuple[tuple[str, Any], ...]:
 
 
 @functools.cache
-def _insert_fills(model) -> tuple[tuple[str, Callable], ...]:
-    """The columns a callable default fills when the record leaves them empty (created_at,
-    updated_at), as the insert through the session would."""
+def _insert_fills(model) -> tuple[tuple[str, Callable | None], ...]:
+    """The columns a callable default fills when the record leaves them empty, as the insert
+    through the session would: each with its default, or None for a time (created_at,
+    updated_at), which is the time the record goes in (Writer.flush's, for its chunk)."""
     return tuple(
-        (column.key, functools.partial(column.default.arg, None))
+        (
+            column.key,
+            None
+            if isinstance(column.type, UTCDateTime)
+            else functools.partial(column.default.arg, None),
+        )
         for column in model.__table__.columns
         if column.default is not None and column.default.is_callable
     )
+
+
+@functools.cache
+def _references(model) -> tuple[str, ...]:
+    """The columns of `model` that refer to other records: those that may hold a New."""
+    return tuple(column.key for column in model.__table__.columns if column.foreign_keys)
 
 
 @dataclass
@@ -661,11 +773,7 @@ class _Pending:
 # The order a chunk's records are inserted in: each table after those it refers to.
 INSERT_ORDER = ("places", "operations", "events", "victims", "casualty-counts", "citations")
 # Fields that are rows of other tables: a record given them is written through the session.
-ORM_ONLY = ("actors",)
-# Ids for n new rows of a table, taken from its sequence (PostgreSQL).
-NEXT_IDS = sql_text(
-    "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
-)
+ORM_ONLY = frozenset({"actors"})
 
 
 def _is_new(record_id) -> bool:
@@ -781,7 +889,7 @@ class Writer:
         if resource_name in self.CHECKED_REFERENCES:
             self._check_references(resource, data)
         ref = New()
-        if any(key in data for key in ORM_ONLY):
+        if not ORM_ONLY.isdisjoint(data):
             # Links to actors are rows of their own: this record goes through the session.
             self.flush()
             record = resource.model()
@@ -837,11 +945,14 @@ class Writer:
         by_table: dict[str, list[_Pending]] = {}
         for item in self.pending:
             by_table.setdefault(item.resource.name, []).append(item)
+        # The chunk's records go in together: one time for them all and for their entries.
+        now = utcnow()
+        ids = self._take_ids({name: len(items) for name, items in by_table.items()})
         try:
             for name in INSERT_ORDER:
                 items = by_table.pop(name, None)
                 if items:
-                    self._insert_rows(items)
+                    self._insert_rows(items, ids[name], now)
         except IntegrityError:
             # The rows of the chunk went in together: say which rows they were.
             self.failed_rows = (first, self.job.current_row)
@@ -852,40 +963,60 @@ class Writer:
             resource, draft = item.resource, item.draft
             changes = records.created_changes(resource, draft, draft.row)
             record_id = draft.row["id"]
-            self.chain.record(self.user, "create", resource.key, record_id, changes, plain=True)
+            self.chain.record(
+                self.user, "create", resource.key, record_id, changes, plain=True, at=now
+            )
             entries |= search.inserted_entries(resource.model, draft.row)
         self.chain.flush()
         search.queue(self.session, entries)
         self.pending = []
 
-    def _insert_rows(self, items: list[_Pending]) -> None:
-        """One table's rows of the chunk: their ids taken first (from the table's sequence
-        on PostgreSQL; on SQLite after the largest, this transaction holding the database's
-        write lock), their references to records of the chunk resolved, then one
-        executemany."""
+    def _insert_rows(self, items: list[_Pending], ids: list[int], now) -> None:
+        """One table's rows of the chunk, with the ids taken for them: their references to
+        records of the chunk resolved, then one executemany (or COPY)."""
         model = items[0].resource.model
-        ids = self._take_ids(model.__table__, len(items))
         fills = _insert_fills(model)
+        references = _references(model)
         created = self.created[items[0].resource.key + "s"]
         rows = []
         for item, record_id in zip(items, ids, strict=True):
             row = item.draft.row
             row["id"] = item.ref.id = record_id
-            for name, value in row.items():
-                if isinstance(value, New):
+            for name in references:
+                value = row[name]
+                if type(value) is New:
                     row[name] = value.id
             for name, fill in fills:
                 if row[name] is None:
-                    row[name] = fill()
+                    row[name] = now if fill is None else fill()
             rows.append(row)
             created.add(record_id)
         database.bulk_insert(self.session, model.__table__, rows)
 
-    def _take_ids(self, table, count: int) -> list[int]:
-        if self.session.get_bind().dialect.name == "postgresql":
-            return sorted(self.session.scalars(NEXT_IDS, {"table": table.name, "n": count}))
-        last = self.session.scalar(select(func.max(table.c.id))) or 0
-        return list(range(last + 1, last + 1 + count))
+    def _take_ids(self, counts: dict[str, int]) -> dict[str, list[int]]:
+        """Ids for the chunk's new rows of each resource's table: from the tables' sequences
+        on PostgreSQL, all in one query; on SQLite after each table's largest, this
+        transaction holding the database's write lock."""
+        tables = {name: RESOURCES[name].model.__table__.name for name in counts}
+        if self.session.get_bind().dialect.name != "postgresql":
+            taken = {}
+            for name, count in counts.items():
+                table = RESOURCES[name].model.__table__
+                last = self.session.scalar(select(func.max(table.c.id))) or 0
+                taken[name] = list(range(last + 1, last + 1 + count))
+            return taken
+        names = list(counts)
+        query = " UNION ALL ".join(
+            f"SELECT {i} AS n, nextval(pg_get_serial_sequence(:table_{i}, 'id'))"
+            f" FROM generate_series(1, :count_{i})"
+            for i in range(len(names))
+        )
+        values = {f"table_{i}": tables[name] for i, name in enumerate(names)}
+        values |= {f"count_{i}": counts[name] for i, name in enumerate(names)}
+        taken = {name: [] for name in names}
+        for i, record_id in self.session.execute(sql_text(query), values):
+            taken[names[i]].append(record_id)
+        return {name: sorted(found) for name, found in taken.items()}
 
     def _cite(self, target_type: str, target_id, row: int, new: bool = False) -> None:
         """Cite the dataset at the row, unless the record (found, not `new`) already does."""
@@ -1226,16 +1357,37 @@ def execute(
         on_duplicate=on_duplicate,
     )
     job = Job(session, user, table, mapping, report, progress)
-    job.detect_dates()
-    report.source_id = existing_source(session, sha256)
-    if dry_run:
-        job.run(Writer(job, False, on_duplicate, report.source_id))
-        return report
-    with tempfile.TemporaryFile() as kept:
-        job.run(Writer(job, False, on_duplicate, report.source_id), kept)
-        if report.errors:
+    with _collecting_only_new_objects():
+        job.detect_dates()
+        report.source_id = existing_source(session, sha256)
+        if dry_run:
+            job.run(Writer(job, False, on_duplicate, report.source_id))
             return report
-        return _write(session, user, store, data, filename, job, kept, max_bytes)
+        with tempfile.TemporaryFile() as kept:
+            job.run(Writer(job, False, on_duplicate, report.source_id), kept)
+            if report.errors:
+                return report
+            return _write(session, user, store, data, filename, job, kept, max_bytes)
+
+
+@contextlib.contextmanager
+def _collecting_only_new_objects():
+    """While an import runs, the garbage collector's full passes skip the objects that were
+    alive before it (the application's modules, schemas, mappers...): an import makes
+    hundreds of thousands of objects, enough to set off a full pass every few thousand rows,
+    and each pass over everything the process holds cost more than the rest of the rows'
+    work. Nothing is left uncollected: the objects are handed back to the collector after
+    (gc.unfreeze), and the objects the import makes are collected as usual meanwhile. When
+    objects are frozen already (by the server, or by an import running in another thread),
+    they are left as they are."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _write(session, user, store, data, filename, job: Job, kept: IO[bytes], max_bytes: int):
