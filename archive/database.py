@@ -70,6 +70,29 @@ def writing():
         stop_writing(token)
 
 
+# The page cache a bulk write gets on SQLite (the default is 2 MB): a large transaction's
+# index pages then stay in memory instead of spilling to the log and being read back.
+BULK_CACHE_KIB = 64 * 1024
+
+
+@contextlib.contextmanager
+def large_page_cache(session, kib: int = BULK_CACHE_KIB):
+    """On SQLite, the session's connection keeps up to `kib` of pages in memory while the
+    block runs, its own size restored after (on the driver's connection, which answers even
+    once a failed write has left the session needing a rollback). Other databases: nothing.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        yield
+        return
+    driver = session.connection().connection.driver_connection
+    before = driver.execute("PRAGMA cache_size").fetchone()[0]
+    driver.execute(f"PRAGMA cache_size = {-int(kib)}")
+    try:
+        yield
+    finally:
+        driver.execute(f"PRAGMA cache_size = {int(before)}")
+
+
 def bulk_insert(
     session, table, rows: list[dict], *, statement=None, renamed: dict[str, str] | None = None
 ) -> None:

@@ -10,7 +10,7 @@ import unicodedata
 import pytest
 from sqlalchemy import select, update
 
-from archive import create_app
+from archive import create_app, extract
 from archive.extensions import db
 from archive.models import SourceFile
 
@@ -276,3 +276,9 @@ def test_the_source_page_says_how_much_of_each_file_is_searchable(
     body = staff.get(f"/sources/{source_id}?lang=en").get_data(as_text=True)
     assert "searchable text: 12 characters" in body
     assert "no searchable text" in body
+
+
+def test_the_invisible_characters_written_out_are_those_of_pythons_unicode_data():
+    if unicodedata.unidata_version != extract.INVISIBLE_UNIDATA_VERSION:
+        pytest.skip("this Python's Unicode data is scanned, not the ranges written out")
+    assert extract.invisible_ranges() == extract.INVISIBLE_RANGES

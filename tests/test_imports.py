@@ -721,6 +721,27 @@ def test_the_service_answers_a_report_that_serialises_to_json(app):
     assert body["created"]["events"] == 2
 
 
+def test_a_written_import_leaves_the_connection_as_it_found_it(app):
+    """On SQLite the write gets a larger page cache; the connection, back in the pool after,
+    has its own size again."""
+
+    def cache_size():
+        return db.session.connection().exec_driver_sql("PRAGMA cache_size").scalar()
+
+    with app.app_context():
+        before = cache_size() if db.engine.dialect.name == "sqlite" else None
+        store = provenance.FileStore(app.config["FILES_DIR"])
+        report = imports.run_import(
+            db.session, RESEARCHER, store, csv_bytes(CLASHES), "casos.csv", CLASH_MAPPING
+        )
+        assert report.written
+        if before is not None:
+            assert cache_size() == before
+        db.session.commit()
+        assert count(app, Event) == 2
+        assert provenance.verify_chain(db.session).ok
+
+
 def test_a_viewer_may_not_import(app):
     viewer = access.SystemActor("someone", role="viewer")
     with app.app_context():

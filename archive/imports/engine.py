@@ -1403,9 +1403,10 @@ def _write(session, user, store, data, filename, job: Job, kept: IO[bytes], max_
     report.source_id = dataset_source(session, user, store, data, filename, max_bytes)
     writer = Writer(job, True, on_duplicate, report.source_id)
     try:
-        job.write(writer, kept)
-        writer.flush()
-        writer.chain.close()
+        with database.large_page_cache(session):
+            job.write(writer, kept)
+            writer.flush()
+            writer.chain.close()
     except WRITE_FAILURES as exc:
         message = getattr(exc, "message", None) or _flat_message(exc)
         row = job.current_row
