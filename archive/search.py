@@ -43,15 +43,19 @@ import functools
 import gc
 import hashlib
 import html
+import io
 import logging
 import math
 import multiprocessing
 import os
+import pickle
 import re
 import shutil
+import struct
 import threading
 import unicodedata
 import warnings
+import zlib
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -68,7 +72,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, joinedload, selectinload
 from whoosh import fields, formats, query, sorting, writing
 from whoosh.analysis import Analyzer, Filter, RegexTokenizer, StopFilter, Token
-from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3FieldWriter, W3LeafMatcher, _lenfield
+from whoosh.codec.whoosh3 import (
+    LENGTHS_COLUMN,
+    WHOOSH3_HEADER_MAGIC,
+    W3FieldWriter,
+    W3LeafMatcher,
+    _lenfield,
+)
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import LockError
 from whoosh.lang import stemmer_for_language, stopwords_for_language
@@ -1351,11 +1361,25 @@ class SearchIndex:
         key = (q.fieldname, q.text)
         found = terms.get(key)
         if found is None:
-            found = terms[key] = frozenset(_term_docs(searcher, q))
+            found = terms[key] = frozenset(self.postings(searcher, q.fieldname, q.text)[0].tolist())
             while len(terms) > TERMS_KEPT:
                 terms.popitem(last=False)
         else:
             terms.move_to_end(key)
+        return found
+
+    def postings(self, searcher, fieldname: str, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """A word's documents (ascending) and weights, read once per searcher (the most
+        recent few hundred words): what finds, counts and scores it."""
+        kept = self._columns.setdefault("postings", OrderedDict())
+        key = (fieldname, text)
+        found = kept.get(key)
+        if found is None:
+            found = kept[key] = _term_postings(searcher, fieldname, text)
+            while len(kept) > TERMS_KEPT:
+                kept.popitem(last=False)
+        else:
+            kept.move_to_end(key)
         return found
 
     def lengths(self, searcher, fieldname: str) -> np.ndarray:
@@ -1387,7 +1411,7 @@ class SearchIndex:
         key = (fieldname, text, boost, staff)
         found = terms.get(key)
         if found is None:
-            docs, weights = _term_postings(searcher, fieldname, text)
+            docs, weights = self.postings(searcher, fieldname, text)
             lengths = self.lengths(searcher, fieldname)[docs]
             stats = searcher if staff else self.statistics(searcher)
             scores = _bm25(stats, lengths, fieldname, text, weights)
@@ -1870,9 +1894,47 @@ def _prepare(user, params: Mapping[str, str]) -> Prepared:
     return Prepared(p, staff, user_query, filters)
 
 
+# A posting list's block lengths, as Whoosh writes them (StructFile.write_int).
+_INT = struct.Struct("!i")
+
+
+def _block_postings(matcher: W3LeafMatcher) -> tuple[np.ndarray, np.ndarray]:
+    """A term's documents and weights in one segment, from its posting blocks read in one
+    piece: the same blocks Whoosh's matcher reads one small read at a time (each block's
+    length, its pickled summary, then its pickled and compressed ids, weights and values),
+    with the ids' differences added up by numpy, not one by one in Python."""
+    length = matcher._length  # a 1-tuple as Whoosh's term info decodes it
+    raw = matcher._postfile.get(matcher._startoffset, int(np.ravel(length)[0]))
+    if not raw.startswith(WHOOSH3_HEADER_MAGIC):
+        raise ValueError(f"Bad posting list for {matcher._term!r}")
+    buffer = io.BytesIO(raw)
+    at = len(WHOOSH3_HEADER_MAGIC)
+    ids, weights = [], []
+    while True:
+        (length,) = _INT.unpack_from(raw, at)
+        at += _INT.size
+        end = at + abs(length)
+        buffer.seek(at)
+        count, _last, _maxweight, compressed, _low, _high = pickle.load(buffer)
+        data = raw[buffer.tell() : end]
+        block_ids, block_weights = pickle.loads(zlib.decompress(data) if compressed else data)[:2]
+        block_ids = np.asarray(block_ids, dtype=np.int64)
+        ids.append(block_ids if matcher._byteids else np.cumsum(block_ids))
+        if block_weights is None:
+            weights.append(np.ones(count, dtype=np.float32))
+        elif isinstance(block_weights, float):
+            weights.append(np.full(count, block_weights, dtype=np.float32))
+        else:
+            weights.append(np.asarray(block_weights, dtype=np.float32))
+        if length < 0:  # the last block
+            break
+        at = end
+    return np.concatenate(ids), np.concatenate(weights)
+
+
 def _term_postings(searcher, fieldname: str, text: str) -> tuple[np.ndarray, np.ndarray]:
     """The documents holding a term and the term's weight in each (its frequency times the
-    field's boost), in document order, read a posting block at a time."""
+    field's boost), in document order, read a term's posting blocks at a time."""
     docs, weights = [], []
     for sub, offset in searcher.subsearchers or [(searcher, 0)]:
         reader = sub.reader()
@@ -1881,26 +1943,15 @@ def _term_postings(searcher, fieldname: str, text: str) -> tuple[np.ndarray, np.
         matcher = reader.postings(fieldname, text)
         if isinstance(matcher, FilterMatcher):
             matcher = matcher.child
-        ids: list = []
-        found: list = []
         if isinstance(matcher, W3LeafMatcher):
-            while matcher.is_active():
-                if matcher._ids is None:
-                    matcher._read_ids()
-                if matcher._weights is None:
-                    matcher._read_weights()
-                ids.append(np.asarray(matcher._ids[matcher._i :], dtype=np.int64))
-                found.append(np.asarray(matcher._weights[matcher._i :], dtype=np.float32))
-                matcher._next_block()
+            sub_ids, sub_weights = _block_postings(matcher)
         else:
             pairs = []
             while matcher.is_active():
                 pairs.append((matcher.id(), matcher.weight()))
                 matcher.next()
-            ids.append(np.array([i for i, _ in pairs], dtype=np.int64))
-            found.append(np.array([w for _, w in pairs], dtype=np.float32))
-        sub_ids = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
-        sub_weights = np.concatenate(found) if found else np.zeros(0, dtype=np.float32)
+            sub_ids = np.array([i for i, _ in pairs], dtype=np.int64)
+            sub_weights = np.array([w for _, w in pairs], dtype=np.float32)
         if reader.has_deletions():
             keep = ~np.isin(sub_ids, np.fromiter(reader.deleted_docs(), dtype=np.int64))
             sub_ids, sub_weights = sub_ids[keep], sub_weights[keep]
@@ -1909,33 +1960,6 @@ def _term_postings(searcher, fieldname: str, text: str) -> tuple[np.ndarray, np.
     if not docs:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     return np.concatenate(docs), np.concatenate(weights).astype(np.float64)
-
-
-def _term_docs(searcher, q: query.Term) -> set[int]:
-    """The documents holding a term, read a posting block at a time (Whoosh's own walk steps
-    through them one by one, in Python)."""
-    found: set[int] = set()
-    for sub, offset in searcher.subsearchers or [(searcher, 0)]:
-        reader = sub.reader()
-        if (q.fieldname, q.text) not in reader:
-            continue
-        matcher = reader.postings(q.fieldname, q.text)
-        deleted = reader.deleted_docs_set if reader.has_deletions() else None
-        if isinstance(matcher, FilterMatcher):
-            matcher = matcher.child
-        ids: set[int] = set()
-        if isinstance(matcher, W3LeafMatcher):
-            while matcher.is_active():
-                if matcher._ids is None:
-                    matcher._read_ids()
-                ids.update(matcher._ids[matcher._i :])
-                matcher._next_block()
-        else:
-            ids.update(matcher.all_ids())
-        if deleted:
-            ids -= deleted
-        found.update(ids if not offset else (i + offset for i in ids))
-    return found
 
 
 def _paired(q: query.Query) -> bool:
@@ -2157,8 +2181,7 @@ class AudienceStatistics:
         self._averages: dict[str, float] = {}
 
     def idf(self, fieldname: str, text: str) -> float:
-        docs = self.holder.term_docs(self.searcher, query.Term(fieldname, text))
-        found = np.fromiter(docs, dtype=np.int64, count=len(docs))
+        found = self.holder.postings(self.searcher, fieldname, text)[0]
         frequency = int(self.visible[found].sum()) if len(found) else 0
         return math.log(max(self.count, 1) / (frequency + 1)) + 1
 
