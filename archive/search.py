@@ -57,7 +57,7 @@ import unicodedata
 import warnings
 import zlib
 from array import array
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -1732,13 +1732,17 @@ def parse_params(params: Mapping[str, str], default_per_page: int, max_per_page:
 # --- Searching ------------------------------------------------------------------------------
 
 
-def _highlight_terms(q: query.Query, reader) -> tuple[set[str], set[str]]:
-    """The words to mark: the query's own, and what its fuzzy and wildcard terms matched."""
+def _highlight_terms(q: query.Query, searcher) -> tuple[set[str], set[str]]:
+    """The words to mark: the query's own, and what its fuzzy and wildcard terms matched
+    (a typo-tolerant word's, in the text fields only, as the search expanded it)."""
     exact, stemmed = set(), set()
     leaves = [q] if q.is_leaf() else list(q.leaves())
     for leaf in leaves:
-        if isinstance(leaf, query.MultiTerm):
-            terms = leaf.expanded_terms(reader)
+        if isinstance(leaf, query.FuzzyTerm):
+            marked = leaf.fieldname.startswith("t_")
+            terms = [(leaf.fieldname, t) for t in _expansions(searcher, leaf)] if marked else ()
+        elif isinstance(leaf, query.MultiTerm):
+            terms = leaf.expanded_terms(searcher.reader())
         else:
             terms = leaf.terms(phrases=True) if leaf.has_terms() else ()
         for fieldname, text in terms:
@@ -1752,51 +1756,83 @@ def _highlight_terms(q: query.Query, reader) -> tuple[set[str], set[str]]:
 _WORD = re.compile(RegexTokenizer().expression.pattern)
 
 
-def _marked(text: str, exact: set[str], stemmed: set[str]) -> tuple[int, str]:
-    """How many words of `text` the query matched, and an escaped window of it around the
-    first, each matched word in <mark>."""
-    spans = []
-    for token in _WORD.finditer(text):  # RegexTokenizer's words, without its Token objects
-        word = _normal(token.group())
-        if word in STOP_WORDS:
-            continue
-        if fold(word) in exact or any(s in stemmed for s in stems(word)):
-            spans.append(token.span())
-    if not text:
-        return 0, ""
-    first = spans[0][0] if spans else 0
-    start = max(0, first - SNIPPET_CHARS // 4)
-    if start:
-        space = text.rfind(" ", 0, start)
-        start = space + 1 if space >= 0 and start - space < 30 else start
-    end = min(len(text), start + SNIPPET_CHARS)
-    if end < len(text):
-        space = text.rfind(" ", start, end)
-        end = space if space > start + SNIPPET_CHARS // 2 else end
-    out, at = [], start
-    for s, e in spans:
-        if s < start or e > end:
-            continue
-        out += [str(escape(text[at:s])), "<mark>", str(escape(text[s:e])), "</mark>"]
-        at = e
-    out.append(str(escape(text[at:end])))
-    snippet = "".join(out).replace("\n", " · ")
-    return len(spans), ("…" if start else "") + snippet + ("…" if end < len(text) else "")
+# The same words, found without the tokenizer's group: findall gives the whole words.
+_WORDS = re.compile(_WORD.pattern.replace("(\\.", "(?:\\."))
+assert _WORDS.groups == 0
 
 
-def _snippet(stored: Mapping[str, Any], staff: bool, exact: set[str], stemmed: set[str]) -> str:
+class _Marks:
+    """Which words of a text a query matched (the query's own words, folded, or their
+    stems), each distinct word checked once for all the page's snippets."""
+
+    def __init__(self, exact: set[str], stemmed: set[str]):
+        self.exact, self.stemmed = exact, stemmed
+        self.known: dict[str, bool] = {}
+
+    def matches(self, token: str) -> bool:
+        found = self.known.get(token)
+        if found is None:
+            word = _normal(token)
+            found = self.known[token] = word not in STOP_WORDS and (
+                fold(word) in self.exact or any(s in self.stemmed for s in stems(word))
+            )
+        return found
+
+    def count(self, text: str) -> tuple[int, frozenset[str]]:
+        """How many words of `text` matched, and which (as written)."""
+        words = _WORDS.findall(text)  # RegexTokenizer's words, without its Token objects
+        hit = frozenset(w for w in set(words) if self.matches(w))
+        if not hit:
+            return 0, hit
+        counts = Counter(words)
+        return sum(counts[w] for w in hit), hit
+
+    def window(self, text: str, hit: frozenset[str]) -> str:
+        """An escaped window of `text` around its first matched word, each matched word in
+        <mark>."""
+        if not text:
+            return ""
+        spans = []
+        if hit:
+            for token in _WORDS.finditer(text):
+                if token.group() in hit:
+                    if spans and token.start() > spans[0][0] + SNIPPET_CHARS:
+                        break  # past any window around the first
+                    spans.append(token.span())
+        first = spans[0][0] if spans else 0
+        start = max(0, first - SNIPPET_CHARS // 4)
+        if start:
+            space = text.rfind(" ", 0, start)
+            start = space + 1 if space >= 0 and start - space < 30 else start
+        end = min(len(text), start + SNIPPET_CHARS)
+        if end < len(text):
+            space = text.rfind(" ", start, end)
+            end = space if space > start + SNIPPET_CHARS // 2 else end
+        out, at = [], start
+        for s, e in spans:
+            if s < start or e > end:
+                continue
+            out += [str(escape(text[at:s])), "<mark>", str(escape(text[s:e])), "</mark>"]
+            at = e
+        out.append(str(escape(text[at:end])))
+        snippet = "".join(out).replace("\n", " · ")
+        return ("…" if start else "") + snippet + ("…" if end < len(text) else "")
+
+
+def _snippet(stored: Mapping[str, Any], staff: bool, marks: _Marks) -> str:
     # The text with the most words matched; the title (shown beside it) only when nothing
     # else holds any.
     fields_read = ("s_body", "s_file", "s_private") if staff else ("s_body", "s_file")
     fields_read += ("s_title",)
-    best = (0, "")
+    best, text, hit = 0, "", frozenset()
     for name in fields_read:
-        found = _marked(stored.get(name) or "", exact, stemmed)
-        if found[0] > best[0]:
-            best = found
-    if best[0]:
-        return best[1]
-    return _marked(stored.get("s_body") or stored.get("s_title") or "", exact, stemmed)[1]
+        found = stored.get(name) or ""
+        count, words = marks.count(found)
+        if count > best:
+            best, text, hit = count, found, words
+    if best:
+        return marks.window(text, hit)
+    return marks.window(stored.get("s_body") or stored.get("s_title") or "", frozenset())
 
 
 @dataclass
@@ -2354,7 +2390,7 @@ def _run(holder: SearchIndex, engine: Engine, prepared: Prepared) -> dict:
     offset = (p.page - 1) * p.per_page
     if offset < len(docs):
         page = _page(holder, searcher, prepared, allowed, docs, offset + p.per_page)
-        exact, stemmed = _highlight_terms(prepared.user_query, searcher.reader())
+        marks = _Marks(*_highlight_terms(prepared.user_query, searcher))
         for doc, score in page[offset:]:
             stored = searcher.stored_fields(doc)
             items.append(
@@ -2362,7 +2398,7 @@ def _run(holder: SearchIndex, engine: Engine, prepared: Prepared) -> dict:
                     "type": stored["type"],
                     "id": stored["rid"],
                     "title": stored.get("s_title") or "",
-                    "snippet": _snippet(stored, prepared.staff, exact, stemmed),
+                    "snippet": _snippet(stored, prepared.staff, marks),
                     "score": round(score, 4),
                 }
             )
