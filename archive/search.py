@@ -1989,7 +1989,7 @@ def _term_postings(searcher, fieldname: str, text: str) -> tuple[np.ndarray, np.
             sub_ids = np.array([i for i, _ in pairs], dtype=np.int64)
             sub_weights = np.array([w for _, w in pairs], dtype=np.float32)
         if reader.has_deletions():
-            keep = ~np.isin(sub_ids, np.fromiter(reader.deleted_docs(), dtype=np.int64))
+            keep = ~np.isin(sub_ids, np.fromiter(reader.deleted_docs_set, dtype=np.int64))
             sub_ids, sub_weights = sub_ids[keep], sub_weights[keep]
         docs.append(sub_ids + offset)
         weights.append(sub_weights)
