@@ -43,17 +43,21 @@ import functools
 import gc
 import hashlib
 import html
+import io
 import logging
 import math
 import multiprocessing
 import os
+import pickle
 import re
 import shutil
+import struct
 import threading
 import unicodedata
 import warnings
+import zlib
 from array import array
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -68,7 +72,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, joinedload, selectinload
 from whoosh import fields, formats, query, sorting, writing
 from whoosh.analysis import Analyzer, Filter, RegexTokenizer, StopFilter, Token
-from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3FieldWriter, W3LeafMatcher, _lenfield
+from whoosh.codec.whoosh3 import (
+    LENGTHS_COLUMN,
+    WHOOSH3_HEADER_MAGIC,
+    W3FieldWriter,
+    W3LeafMatcher,
+    _lenfield,
+)
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import LockError
 from whoosh.lang import stemmer_for_language, stopwords_for_language
@@ -1352,11 +1362,25 @@ class SearchIndex:
         key = (q.fieldname, q.text)
         found = terms.get(key)
         if found is None:
-            found = terms[key] = frozenset(_term_docs(searcher, q))
+            found = terms[key] = frozenset(self.postings(searcher, q.fieldname, q.text)[0].tolist())
             while len(terms) > TERMS_KEPT:
                 terms.popitem(last=False)
         else:
             terms.move_to_end(key)
+        return found
+
+    def postings(self, searcher, fieldname: str, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """A word's documents (ascending) and weights, read once per searcher (the most
+        recent few hundred words): what finds, counts and scores it."""
+        kept = self._columns.setdefault("postings", OrderedDict())
+        key = (fieldname, text)
+        found = kept.get(key)
+        if found is None:
+            found = kept[key] = _term_postings(searcher, fieldname, text)
+            while len(kept) > TERMS_KEPT:
+                kept.popitem(last=False)
+        else:
+            kept.move_to_end(key)
         return found
 
     def lengths(self, searcher, fieldname: str) -> np.ndarray:
@@ -1388,7 +1412,7 @@ class SearchIndex:
         key = (fieldname, text, boost, staff)
         found = terms.get(key)
         if found is None:
-            docs, weights = _term_postings(searcher, fieldname, text)
+            docs, weights = self.postings(searcher, fieldname, text)
             lengths = self.lengths(searcher, fieldname)[docs]
             stats = searcher if staff else self.statistics(searcher)
             scores = _bm25(stats, lengths, fieldname, text, weights)
@@ -1709,13 +1733,17 @@ def parse_params(params: Mapping[str, str], default_per_page: int, max_per_page:
 # --- Searching ------------------------------------------------------------------------------
 
 
-def _highlight_terms(q: query.Query, reader) -> tuple[set[str], set[str]]:
-    """The words to mark: the query's own, and what its fuzzy and wildcard terms matched."""
+def _highlight_terms(q: query.Query, searcher) -> tuple[set[str], set[str]]:
+    """The words to mark: the query's own, and what its fuzzy and wildcard terms matched
+    (a typo-tolerant word's, in the text fields only, as the search expanded it)."""
     exact, stemmed = set(), set()
     leaves = [q] if q.is_leaf() else list(q.leaves())
     for leaf in leaves:
-        if isinstance(leaf, query.MultiTerm):
-            terms = leaf.expanded_terms(reader)
+        if isinstance(leaf, query.FuzzyTerm):
+            marked = leaf.fieldname.startswith("t_")
+            terms = [(leaf.fieldname, t) for t in _expansions(searcher, leaf)] if marked else ()
+        elif isinstance(leaf, query.MultiTerm):
+            terms = leaf.expanded_terms(searcher.reader())
         else:
             terms = leaf.terms(phrases=True) if leaf.has_terms() else ()
         for fieldname, text in terms:
@@ -1729,51 +1757,83 @@ def _highlight_terms(q: query.Query, reader) -> tuple[set[str], set[str]]:
 _WORD = re.compile(RegexTokenizer().expression.pattern)
 
 
-def _marked(text: str, exact: set[str], stemmed: set[str]) -> tuple[int, str]:
-    """How many words of `text` the query matched, and an escaped window of it around the
-    first, each matched word in <mark>."""
-    spans = []
-    for token in _WORD.finditer(text):  # RegexTokenizer's words, without its Token objects
-        word = _normal(token.group())
-        if word in STOP_WORDS:
-            continue
-        if fold(word) in exact or any(s in stemmed for s in stems(word)):
-            spans.append(token.span())
-    if not text:
-        return 0, ""
-    first = spans[0][0] if spans else 0
-    start = max(0, first - SNIPPET_CHARS // 4)
-    if start:
-        space = text.rfind(" ", 0, start)
-        start = space + 1 if space >= 0 and start - space < 30 else start
-    end = min(len(text), start + SNIPPET_CHARS)
-    if end < len(text):
-        space = text.rfind(" ", start, end)
-        end = space if space > start + SNIPPET_CHARS // 2 else end
-    out, at = [], start
-    for s, e in spans:
-        if s < start or e > end:
-            continue
-        out += [str(escape(text[at:s])), "<mark>", str(escape(text[s:e])), "</mark>"]
-        at = e
-    out.append(str(escape(text[at:end])))
-    snippet = "".join(out).replace("\n", " · ")
-    return len(spans), ("…" if start else "") + snippet + ("…" if end < len(text) else "")
+# The same words, found without the tokenizer's group: findall gives the whole words.
+_WORDS = re.compile(_WORD.pattern.replace("(\\.", "(?:\\."))
+assert _WORDS.groups == 0
 
 
-def _snippet(stored: Mapping[str, Any], staff: bool, exact: set[str], stemmed: set[str]) -> str:
+class _Marks:
+    """Which words of a text a query matched (the query's own words, folded, or their
+    stems), each distinct word checked once for all the page's snippets."""
+
+    def __init__(self, exact: set[str], stemmed: set[str]):
+        self.exact, self.stemmed = exact, stemmed
+        self.known: dict[str, bool] = {}
+
+    def matches(self, token: str) -> bool:
+        found = self.known.get(token)
+        if found is None:
+            word = _normal(token)
+            found = self.known[token] = word not in STOP_WORDS and (
+                fold(word) in self.exact or any(s in self.stemmed for s in stems(word))
+            )
+        return found
+
+    def count(self, text: str) -> tuple[int, frozenset[str]]:
+        """How many words of `text` matched, and which (as written)."""
+        words = _WORDS.findall(text)  # RegexTokenizer's words, without its Token objects
+        hit = frozenset(w for w in set(words) if self.matches(w))
+        if not hit:
+            return 0, hit
+        counts = Counter(words)
+        return sum(counts[w] for w in hit), hit
+
+    def window(self, text: str, hit: frozenset[str]) -> str:
+        """An escaped window of `text` around its first matched word, each matched word in
+        <mark>."""
+        if not text:
+            return ""
+        spans = []
+        if hit:
+            for token in _WORDS.finditer(text):
+                if token.group() in hit:
+                    if spans and token.start() > spans[0][0] + SNIPPET_CHARS:
+                        break  # past any window around the first
+                    spans.append(token.span())
+        first = spans[0][0] if spans else 0
+        start = max(0, first - SNIPPET_CHARS // 4)
+        if start:
+            space = text.rfind(" ", 0, start)
+            start = space + 1 if space >= 0 and start - space < 30 else start
+        end = min(len(text), start + SNIPPET_CHARS)
+        if end < len(text):
+            space = text.rfind(" ", start, end)
+            end = space if space > start + SNIPPET_CHARS // 2 else end
+        out, at = [], start
+        for s, e in spans:
+            if s < start or e > end:
+                continue
+            out += [str(escape(text[at:s])), "<mark>", str(escape(text[s:e])), "</mark>"]
+            at = e
+        out.append(str(escape(text[at:end])))
+        snippet = "".join(out).replace("\n", " · ")
+        return ("…" if start else "") + snippet + ("…" if end < len(text) else "")
+
+
+def _snippet(stored: Mapping[str, Any], staff: bool, marks: _Marks) -> str:
     # The text with the most words matched; the title (shown beside it) only when nothing
     # else holds any.
     fields_read = ("s_body", "s_file", "s_private") if staff else ("s_body", "s_file")
     fields_read += ("s_title",)
-    best = (0, "")
+    best, text, hit = 0, "", frozenset()
     for name in fields_read:
-        found = _marked(stored.get(name) or "", exact, stemmed)
-        if found[0] > best[0]:
-            best = found
-    if best[0]:
-        return best[1]
-    return _marked(stored.get("s_body") or stored.get("s_title") or "", exact, stemmed)[1]
+        found = stored.get(name) or ""
+        count, words = marks.count(found)
+        if count > best:
+            best, text, hit = count, found, words
+    if best:
+        return marks.window(text, hit)
+    return marks.window(stored.get("s_body") or stored.get("s_title") or "", frozenset())
 
 
 @dataclass
@@ -1871,9 +1931,47 @@ def _prepare(user, params: Mapping[str, str]) -> Prepared:
     return Prepared(p, staff, user_query, filters)
 
 
+# A posting list's block lengths, as Whoosh writes them (StructFile.write_int).
+_INT = struct.Struct("!i")
+
+
+def _block_postings(matcher: W3LeafMatcher) -> tuple[np.ndarray, np.ndarray]:
+    """A term's documents and weights in one segment, from its posting blocks read in one
+    piece: the same blocks Whoosh's matcher reads one small read at a time (each block's
+    length, its pickled summary, then its pickled and compressed ids, weights and values),
+    with the ids' differences added up by numpy, not one by one in Python."""
+    length = matcher._length  # a 1-tuple as Whoosh's term info decodes it
+    raw = matcher._postfile.get(matcher._startoffset, int(np.ravel(length)[0]))
+    if not raw.startswith(WHOOSH3_HEADER_MAGIC):
+        raise ValueError(f"Bad posting list for {matcher._term!r}")
+    buffer = io.BytesIO(raw)
+    at = len(WHOOSH3_HEADER_MAGIC)
+    ids, weights = [], []
+    while True:
+        (length,) = _INT.unpack_from(raw, at)
+        at += _INT.size
+        end = at + abs(length)
+        buffer.seek(at)
+        count, _last, _maxweight, compressed, _low, _high = pickle.load(buffer)
+        data = raw[buffer.tell() : end]
+        block_ids, block_weights = pickle.loads(zlib.decompress(data) if compressed else data)[:2]
+        block_ids = np.asarray(block_ids, dtype=np.int64)
+        ids.append(block_ids if matcher._byteids else np.cumsum(block_ids))
+        if block_weights is None:
+            weights.append(np.ones(count, dtype=np.float32))
+        elif isinstance(block_weights, float):
+            weights.append(np.full(count, block_weights, dtype=np.float32))
+        else:
+            weights.append(np.asarray(block_weights, dtype=np.float32))
+        if length < 0:  # the last block
+            break
+        at = end
+    return np.concatenate(ids), np.concatenate(weights)
+
+
 def _term_postings(searcher, fieldname: str, text: str) -> tuple[np.ndarray, np.ndarray]:
     """The documents holding a term and the term's weight in each (its frequency times the
-    field's boost), in document order, read a posting block at a time."""
+    field's boost), in document order, read a term's posting blocks at a time."""
     docs, weights = [], []
     for sub, offset in searcher.subsearchers or [(searcher, 0)]:
         reader = sub.reader()
@@ -1882,61 +1980,23 @@ def _term_postings(searcher, fieldname: str, text: str) -> tuple[np.ndarray, np.
         matcher = reader.postings(fieldname, text)
         if isinstance(matcher, FilterMatcher):
             matcher = matcher.child
-        ids: list = []
-        found: list = []
         if isinstance(matcher, W3LeafMatcher):
-            while matcher.is_active():
-                if matcher._ids is None:
-                    matcher._read_ids()
-                if matcher._weights is None:
-                    matcher._read_weights()
-                ids.append(np.asarray(matcher._ids[matcher._i :], dtype=np.int64))
-                found.append(np.asarray(matcher._weights[matcher._i :], dtype=np.float32))
-                matcher._next_block()
+            sub_ids, sub_weights = _block_postings(matcher)
         else:
             pairs = []
             while matcher.is_active():
                 pairs.append((matcher.id(), matcher.weight()))
                 matcher.next()
-            ids.append(np.array([i for i, _ in pairs], dtype=np.int64))
-            found.append(np.array([w for _, w in pairs], dtype=np.float32))
-        sub_ids = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
-        sub_weights = np.concatenate(found) if found else np.zeros(0, dtype=np.float32)
+            sub_ids = np.array([i for i, _ in pairs], dtype=np.int64)
+            sub_weights = np.array([w for _, w in pairs], dtype=np.float32)
         if reader.has_deletions():
-            keep = ~np.isin(sub_ids, np.fromiter(reader.deleted_docs(), dtype=np.int64))
+            keep = ~np.isin(sub_ids, np.fromiter(reader.deleted_docs_set, dtype=np.int64))
             sub_ids, sub_weights = sub_ids[keep], sub_weights[keep]
         docs.append(sub_ids + offset)
         weights.append(sub_weights)
     if not docs:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     return np.concatenate(docs), np.concatenate(weights).astype(np.float64)
-
-
-def _term_docs(searcher, q: query.Term) -> set[int]:
-    """The documents holding a term, read a posting block at a time (Whoosh's own walk steps
-    through them one by one, in Python)."""
-    found: set[int] = set()
-    for sub, offset in searcher.subsearchers or [(searcher, 0)]:
-        reader = sub.reader()
-        if (q.fieldname, q.text) not in reader:
-            continue
-        matcher = reader.postings(q.fieldname, q.text)
-        deleted = reader.deleted_docs_set if reader.has_deletions() else None
-        if isinstance(matcher, FilterMatcher):
-            matcher = matcher.child
-        ids: set[int] = set()
-        if isinstance(matcher, W3LeafMatcher):
-            while matcher.is_active():
-                if matcher._ids is None:
-                    matcher._read_ids()
-                ids.update(matcher._ids[matcher._i :])
-                matcher._next_block()
-        else:
-            ids.update(matcher.all_ids())
-        if deleted:
-            ids -= deleted
-        found.update(ids if not offset else (i + offset for i in ids))
-    return found
 
 
 def _paired(q: query.Query) -> bool:
@@ -2158,8 +2218,7 @@ class AudienceStatistics:
         self._averages: dict[str, float] = {}
 
     def idf(self, fieldname: str, text: str) -> float:
-        docs = self.holder.term_docs(self.searcher, query.Term(fieldname, text))
-        found = np.fromiter(docs, dtype=np.int64, count=len(docs))
+        found = self.holder.postings(self.searcher, fieldname, text)[0]
         frequency = int(self.visible[found].sum()) if len(found) else 0
         return math.log(max(self.count, 1) / (frequency + 1)) + 1
 
@@ -2332,7 +2391,7 @@ def _run(holder: SearchIndex, engine: Engine, prepared: Prepared) -> dict:
     offset = (p.page - 1) * p.per_page
     if offset < len(docs):
         page = _page(holder, searcher, prepared, allowed, docs, offset + p.per_page)
-        exact, stemmed = _highlight_terms(prepared.user_query, searcher.reader())
+        marks = _Marks(*_highlight_terms(prepared.user_query, searcher))
         for doc, score in page[offset:]:
             stored = searcher.stored_fields(doc)
             items.append(
@@ -2340,7 +2399,7 @@ def _run(holder: SearchIndex, engine: Engine, prepared: Prepared) -> dict:
                     "type": stored["type"],
                     "id": stored["rid"],
                     "title": stored.get("s_title") or "",
-                    "snippet": _snippet(stored, prepared.staff, exact, stemmed),
+                    "snippet": _snippet(stored, prepared.staff, marks),
                     "score": round(score, 4),
                 }
             )
