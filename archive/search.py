@@ -1326,62 +1326,56 @@ class SearchIndex:
         with self._lock:
             if searcher is not self._searcher:  # replaced meanwhile: its caches are not ours
                 return _count(self, searcher, prepared)
-            found = self._columns.setdefault("counted", OrderedDict())
-            answer = found.get(key)
-            if answer is None:
-                answer = found[key] = _count(self, searcher, prepared)
-                while len(found) > SEARCHES_KEPT:
-                    found.popitem(last=False)
-            else:
-                found.move_to_end(key)
+            answer = self._recent(
+                "counted", key, SEARCHES_KEPT, lambda: _count(self, searcher, prepared)
+            )
         allowed, docs, facets = answer
         return allowed, docs, {name: dict(counts) for name, counts in facets.items()}
+
+    def _recent(self, cache: str, key: Any, limit: int, make: Callable[[], Any]) -> Any:
+        """`make()`'s answer for `key`, kept in the named cache for the searcher's life (the
+        most recent `limit` keys)."""
+        kept = self._columns.setdefault(cache, OrderedDict())
+        found = kept.get(key)
+        if found is None:
+            found = kept[key] = make()
+            while len(kept) > limit:
+                kept.popitem(last=False)
+        else:
+            kept.move_to_end(key)
+        return found
 
     def query_docs(self, searcher, q: query.Query) -> frozenset[int]:
         """What a phrase (or any query not made of words) matches, as Whoosh finds it (a
         phrase of adjacent words by its pairs, see _phrase_docs), kept for the searcher's
         life (the most recent few hundred)."""
-        kept = self._columns.setdefault("queries", OrderedDict())
-        key = repr(q)
-        found = kept.get(key)
-        if found is None:
-            if _paired(q):
-                found = kept[key] = _phrase_docs(self, searcher, q)
-            else:
-                found = kept[key] = frozenset(searcher.docs_for_query(q))
-            while len(kept) > TERMS_KEPT:
-                kept.popitem(last=False)
-        else:
-            kept.move_to_end(key)
-        return found
+        if _paired(q):
+            return self._recent(
+                "queries", repr(q), TERMS_KEPT, lambda: _phrase_docs(self, searcher, q)
+            )
+        return self._recent(
+            "queries", repr(q), TERMS_KEPT, lambda: frozenset(searcher.docs_for_query(q))
+        )
 
     def term_docs(self, searcher, q: query.Term) -> set[int]:
         """The documents holding a word, kept for the searcher's life (the most recent few
         hundred words)."""
-        terms = self._columns.setdefault("terms", OrderedDict())
-        key = (q.fieldname, q.text)
-        found = terms.get(key)
-        if found is None:
-            found = terms[key] = frozenset(self.postings(searcher, q.fieldname, q.text)[0].tolist())
-            while len(terms) > TERMS_KEPT:
-                terms.popitem(last=False)
-        else:
-            terms.move_to_end(key)
-        return found
+        return self._recent(
+            "terms",
+            (q.fieldname, q.text),
+            TERMS_KEPT,
+            lambda: frozenset(self.postings(searcher, q.fieldname, q.text)[0].tolist()),
+        )
 
     def postings(self, searcher, fieldname: str, text: str) -> tuple[np.ndarray, np.ndarray]:
         """A word's documents (ascending) and weights, read once per searcher (the most
         recent few hundred words): what finds, counts and scores it."""
-        kept = self._columns.setdefault("postings", OrderedDict())
-        key = (fieldname, text)
-        found = kept.get(key)
-        if found is None:
-            found = kept[key] = _term_postings(searcher, fieldname, text)
-            while len(kept) > TERMS_KEPT:
-                kept.popitem(last=False)
-        else:
-            kept.move_to_end(key)
-        return found
+        return self._recent(
+            "postings",
+            (fieldname, text),
+            TERMS_KEPT,
+            lambda: _term_postings(searcher, fieldname, text),
+        )
 
     def lengths(self, searcher, fieldname: str) -> np.ndarray:
         """A text field's length in every document, as Whoosh's scorer reads it."""
@@ -1408,22 +1402,15 @@ class SearchIndex:
     ):
         """A word's documents and their scores, kept for the searcher's life (the most
         recent few hundred words); for anonymous readers with their audience's statistics."""
-        terms = self._columns.setdefault("scores", OrderedDict())
-        key = (fieldname, text, boost, staff)
-        found = terms.get(key)
-        if found is None:
+
+        def score():
             docs, weights = self.postings(searcher, fieldname, text)
             lengths = self.lengths(searcher, fieldname)[docs]
             stats = searcher if staff else self.statistics(searcher)
             scores = _bm25(stats, lengths, fieldname, text, weights)
-            if boost != 1.0:
-                scores = scores * boost
-            found = terms[key] = (docs, scores)
-            while len(terms) > TERMS_KEPT:
-                terms.popitem(last=False)
-        else:
-            terms.move_to_end(key)
-        return found
+            return docs, scores * boost if boost != 1.0 else scores
+
+        return self._recent("scores", (fieldname, text, boost, staff), TERMS_KEPT, score)
 
     def statistics(self, searcher) -> AudienceStatistics:
         """The statistics anonymous readers' searches are scored with, kept per searcher."""

@@ -88,24 +88,8 @@ def test_the_audit_chain_holds_after_an_import_and_the_api_edits_that_follow(
     _verify(runner)
 
 
-def _failing_import(factory, monkeypatch):
-    """Make the next import's write fail in the database: an event given a taken id."""
-    from archive.imports import engine
-
-    taken = factory.event(title="Ya en el archivo")
-    take_ids = engine.Writer._take_ids
-
-    def clashing(writer, counts):
-        ids = take_ids(writer, counts)
-        if "events" in ids:
-            ids["events"] = [taken, *ids["events"][1:]]
-        return ids
-
-    monkeypatch.setattr(engine.Writer, "_take_ids", clashing)
-
-
 def test_a_failed_import_leaves_no_file_in_the_store(app, run, factory, monkeypatch):
-    _failing_import(factory, monkeypatch)
+    test_imports.give_the_next_import_a_taken_event_id(factory, monkeypatch)
     files_before = _stored_files(app)
     result = run(csv_bytes(CLASHES), CLASH_MAPPING)
     assert result.exit_code != 0
@@ -115,7 +99,7 @@ def test_a_failed_import_leaves_no_file_in_the_store(app, run, factory, monkeypa
 def test_a_failed_import_leaves_nothing_and_the_api_creates_afterwards(
     app, run, runner, client, auth, factory, monkeypatch
 ):
-    _failing_import(factory, monkeypatch)
+    test_imports.give_the_next_import_a_taken_event_id(factory, monkeypatch)
     before = _counts(app)
     with app.app_context():
         db.session.execute(SearchOutbox.__table__.delete())

@@ -1065,11 +1065,9 @@ def test_a_withheld_identity_withholds_its_dataset_id_from_anonymous_readers(
     assert (staff["name"], staff["external_id"]) == ("Luis Gómez", "wapo-1")
 
 
-def test_a_write_the_database_refuses_keeps_nothing_and_names_the_rows(
-    app, run, factory, monkeypatch
-):
-    """A row the checks pass but the database refuses (here: an event given the id of one
-    already there, as a bug or another writer might) fails the whole import, reported."""
+def give_the_next_import_a_taken_event_id(factory, monkeypatch) -> None:
+    """Make the next import's write fail in the database: its first event is given the id
+    of an event already in the archive."""
     from archive.imports import engine
 
     taken = factory.event(title="Ya en el archivo")
@@ -1082,6 +1080,14 @@ def test_a_write_the_database_refuses_keeps_nothing_and_names_the_rows(
         return ids
 
     monkeypatch.setattr(engine.Writer, "_take_ids", clashing)
+
+
+def test_a_write_the_database_refuses_keeps_nothing_and_names_the_rows(
+    app, run, factory, monkeypatch
+):
+    """A row the checks pass but the database refuses (here: an event given the id of one
+    already there, as a bug or another writer might) fails the whole import, reported."""
+    give_the_next_import_a_taken_event_id(factory, monkeypatch)
     before = (
         count(app, Event),
         count(app, CasualtyCount),
