@@ -31,6 +31,7 @@ def test_app_figures_equal_the_hand_written_query(app):
         user = bench.admin(db.session)
         app_figures = bench.app_figures(bench.app_result(db.session, user))
         sql_figures = bench.sql_figures(db.session)
+        counts = bench.counts_figures(db.session)
         stored = {
             "events": db.session.scalar(select(func.count()).select_from(Event)),
             "victims": db.session.scalar(select(func.count()).select_from(Victim)),
@@ -38,16 +39,23 @@ def test_app_figures_equal_the_hand_written_query(app):
         }
     assert made == TINY
     assert stored == {k: TINY[k] for k in stored}
-    assert len(sql_figures) == TINY["operations"]
-    # Every checked figure is exercised: sources widen the ranges, agents are off duty.
-    totals = {
-        key: tuple(sum(f[key][i] for f in sql_figures.values()) for i in range(3))
-        for key in bench.CHECKED
-    }
-    assert all(low > 0 for low, _, _ in totals.values())
-    low, best, high = totals["civilians_killed_by_state"]
-    assert low < best < high
+    # Every operation, and the events in no operation, with every indicator the app gives.
+    assert len(sql_figures) == TINY["operations"] + 1 and "None" in sql_figures
+    assert all(set(f) == set(app_figures["None"]) for f in sql_figures.values())
     assert bench.mismatches(app_figures, sql_figures) == []
+    assert bench.counts_mismatches(app_figures, counts) == []
+    # Every figure is exercised: each indicator has a number somewhere, sources widen the
+    # ranges, and both the rate and its absence (a state-year without population) occur.
+    groups = list(sql_figures.values())
+    for key in bench._KEYS:
+        assert any(g[key]["best"] for g in groups), key
+        assert any(g[key]["sources"] for g in groups), key
+    assert any(
+        g["civilians_killed_by_state"]["low"] < g["civilians_killed_by_state"]["high"]
+        for g in groups
+    )
+    rates = [g["rate_per_100k"]["best"] for g in groups]
+    assert None in rates and any(r is not None for r in rates)
 
 
 def test_the_query_counts_by_the_domain_rule(app, factory):
@@ -95,15 +103,42 @@ def test_the_query_counts_by_the_domain_rule(app, factory):
 
     with app.app_context():
         figures = bench.sql_figures(db.session)[str(operation)]
+        counts = bench.counts_figures(db.session)[str(operation)]
         user = User(email="hand@example.org", role="admin", active=True)
         app_figures = bench.app_figures(bench.app_result(db.session, user))
-    assert figures["civilians_killed_by_state"] == (3, 5, 9)
+
+    def ranged(key):
+        return tuple(figures[key][b] for b in ("low", "best", "high"))
+
+    assert ranged("civilians_killed_by_state") == (3, 5, 9)
     # max(2, 3), max(2, 3: the lower median of 3 and 4), max(2, 4), less the one off duty.
-    assert figures["agents_killed"] == (2, 2, 3)
-    assert figures["agents_killed_off_duty"] == (1, 1, 1)
-    assert figures["detained"] == (1, 1, 1)
-    assert figures["civilians_injured_by_state"] == (0, 0, 0)
-    assert app_figures[str(operation)] == figures
+    assert ranged("agents_killed") == (2, 2, 3)
+    assert ranged("agents_killed_off_duty") == (1, 1, 1)
+    assert ranged("detained") == (1, 1, 1)
+    assert ranged("civilians_injured_by_state") == (0, 0, 0)
+    assert {key: tuple(counts[key].values()) for key in counts} == {
+        key: ranged(key) for key in bench.COUNTED
+    }
+    # 5 ÷ 2; 3 ÷ 3; 9 ÷ 2.
+    assert ranged("civilian_agent_death_ratio") == (1.0, 2.5, 4.5)
+    assert figures["lethality_index"]["best"] is None  # no civilians injured
+    assert ranged("one_sided_event_share") == (0.0, 0.0, 0.0)  # agents died there too
+    # One verified event; the four live counts' sources and the event's citation back the
+    # civilians killed; only the event's citation backs the agent killed off duty.
+    assert figures["civilians_killed_by_state"]["events"] == 1
+    assert figures["civilians_killed_by_state"]["sources"] == 5
+    assert figures["agents_killed_off_duty"]["sources"] == 1
+    assert figures["rate_per_100k"] == {
+        "best": None,
+        "low": None,
+        "high": None,
+        "events": 0,
+        "sources": 0,
+    }
+    assert (
+        bench.mismatches({str(operation): app_figures[str(operation)]}, {str(operation): figures})
+        == []
+    )
 
 
 def test_the_benchmark_runs_and_prints_its_table(capsys):
@@ -111,8 +146,21 @@ def test_the_benchmark_runs_and_prints_its_table(capsys):
     out = capsys.readouterr().out
     assert "sqlite: filled 1 operations, 200 events, 1,000 victims, 200 casualty counts" in out
     header, row = out.split("Every operation's indicators")[1].splitlines()[1:3]
-    assert header.split() == ["backend", "app", "s", "SQL", "s", "ratio", "aim"]
+    assert header.split() == [
+        "backend",
+        "app",
+        "s",
+        "SQL",
+        "s",
+        "ratio",
+        "aim",
+        "counts-only",
+        "SQL",
+        "s",
+        "ratio",
+    ]
     assert row.split()[0] == "sqlite" and row.split()[4] == "≤1.5x"
+    assert len(row.split()) == 8
 
 
 def test_the_export_it_measures_holds_every_live_victim(app, tmp_path):
@@ -131,13 +179,23 @@ def test_the_export_it_measures_holds_every_live_victim(app, tmp_path):
 
 
 def test_a_disagreement_is_reported_with_the_operation_and_figure():
-    ours = {"7": {key: (1, 2, 3) for key in bench.CHECKED}}
-    theirs = {"7": {**ours["7"], "agents_killed": (1, 2, 4)}, "8": ours["7"]}
-    problems = bench.mismatches(ours, theirs)
-    assert problems[0] == (
-        "operation 7 agents_killed: app (low, best, high) = (1, 2, 3), SQL = (1, 2, 4)"
-    )
-    assert len(problems) == 1 + len(bench.CHECKED)  # operation 8 missing from the app: zeros
+    figure = {"best": 2.5, "low": 1.0, "high": 4.5, "events": 3, "sources": 2}
+    ours = {"7": {"lethality_index": figure, "agents_killed": figure}}
+    theirs = {
+        "7": {
+            # The same ratio reached by another order of operations: equal.
+            "lethality_index": {**figure, "best": 0.5 * 5.0},
+            "agents_killed": {**figure, "high": 5.0, "sources": 1},
+        },
+        "8": ours["7"],
+    }
+    assert bench.mismatches(ours, theirs) == [
+        "operation 7 agents_killed: app vs SQL: high 4.5 vs 5.0, sources 2 vs 1",
+        "operation 8: missing from the app",
+    ]
+    assert bench.mismatches({"7": {"x": {**figure, "best": None}}}, {"7": {"x": figure}}) == [
+        "operation 7 x: app vs SQL: best None vs 2.5"
+    ]
 
 
 @pytest.mark.parametrize("scale, events", [(0.001, 200), (1, 200_000)])
@@ -154,6 +212,8 @@ def test_the_query_without_jit_gives_the_same_figures_and_puts_the_setting_back(
             db.session.execute(text("SELECT set_config('jit', 'on', true)"))
         with_jit = bench.sql_figures(db.session)
         assert bench.sql_figures(db.session, jit=False) == with_jit
-        assert len(with_jit) == TINY["operations"]
+        assert len(with_jit) == TINY["operations"] + 1
+        counts = bench.counts_figures(db.session)
+        assert bench.counts_figures(db.session, jit=False) == counts
         if postgresql:
             assert db.session.execute(text("SELECT current_setting('jit')")).scalar() == "on"
