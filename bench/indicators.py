@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import flask_migrate  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
-from sqlalchemy import JSON, insert, select, text  # noqa: E402
+from sqlalchemy import JSON, event, insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from archive import create_app  # noqa: E402
@@ -1015,6 +1015,37 @@ def app_result(session, user) -> dict:
     return indicators.grouped(session, user, indicators.parse_query({"group_by": "operation"}))
 
 
+def app_statements(session, user) -> list[tuple[str, Any]]:
+    """The SQL the app sends the database for every operation's indicators, with its
+    parameters, in order: to time the app's own statements without the app around them."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        sent.append((statement, parameters))
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        app_result(session, user)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return sent
+
+
+def run_bare(session, statements: Sequence[tuple[str, Any]]) -> int:
+    """Send `statements` straight to the driver, reading every row; the rows read."""
+    cursor = session.connection().connection.driver_connection.cursor()
+    rows = 0
+    try:
+        for statement, parameters in statements:
+            cursor.execute(statement, parameters)
+            if cursor.description is not None:
+                rows += len(cursor.fetchall())
+    finally:
+        cursor.close()
+    return rows
+
+
 def app_figures(result: dict) -> Figures:
     """The figures out of indicators.grouped's answer, by operation id ("None": no operation)."""
     return {
@@ -1229,6 +1260,8 @@ def run_backend(backend: str, scale: float, skip_export: bool, workdir: str) -> 
             user = admin(db.session)
             check(db.session, user, backend)
             app_seconds = best_time(lambda: app_result(db.session, user))
+            statements = app_statements(db.session, user)
+            bare_seconds = best_time(lambda: run_bare(db.session, statements))
             sql_seconds = _baseline(db.session, backend, "SQL", sql_figures)
             counts_seconds = _baseline(db.session, backend, "counts-only SQL", counts_figures)
         out: dict[str, Any] = {
@@ -1237,11 +1270,13 @@ def run_backend(backend: str, scale: float, skip_export: bool, workdir: str) -> 
             "app": app_seconds,
             "sql": sql_seconds,
             "counts_sql": counts_seconds,
+            "bare": bare_seconds,
             "exports": [],
         }
         print(
             f"{backend}: app {app_seconds:.2f} s, SQL {sql_seconds:.2f} s,"
-            f" counts-only SQL {counts_seconds:.2f} s",
+            f" counts-only SQL {counts_seconds:.2f} s,"
+            f" the app's own SQL alone {bare_seconds:.2f} s",
             flush=True,
         )
         if not skip_export:
@@ -1321,6 +1356,13 @@ def report(results: Iterable[dict[str, Any]]) -> None:
         "(SQL: one statement computing every figure the app gives each operation; counts-only"
         " SQL: the six counts' low, best and high alone, the earlier baseline.)"
     )
+    print("\nThe app's own SQL sent straight to the driver, without the app around it; seconds")
+    print(f"{'backend':<12}{'app s':>10}{'its SQL s':>11}{'ratio':>9}")
+    for r in results:
+        print(
+            f"{r['backend']:<12}{r['app']:>10.2f}{r['bare']:>11.2f}"
+            f"{r['app'] / r['bare'] if r['bare'] else math.inf:>8.2f}x"
+        )
     exports = [(r["backend"], e) for r in results for e in r["exports"]]
     if exports:
         print("\nExporting every victim, each in a process of its own; peak resident memory")

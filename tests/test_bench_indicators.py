@@ -161,6 +161,24 @@ def test_the_benchmark_runs_and_prints_its_table(capsys):
     ]
     assert row.split()[0] == "sqlite" and row.split()[4] == "≤1.5x"
     assert len(row.split()) == 8
+    header, row = out.split("The app's own SQL sent straight")[1].splitlines()[1:3]
+    assert header.split() == ["backend", "app", "s", "its", "SQL", "s", "ratio"]
+    assert row.split()[0] == "sqlite" and row.split()[3].endswith("x")
+
+
+def test_the_apps_own_statements_are_timed_as_the_app_sends_them(app):
+    """What the app sends for the indicators, replayed straight to the driver, reads the
+    same rows again: its main statement among them, with its parameters."""
+    with app.app_context():
+        bench.fill(db.session, sizes=TINY)
+        user = bench.admin(db.session)
+        statements = bench.app_statements(db.session, user)
+        assert any(s.lstrip().startswith("WITH") for s, _ in statements)
+        # The main statement alone gives a row per operation, and one for the total.
+        rows = bench.run_bare(db.session, statements)
+        assert rows > TINY["operations"]
+        assert bench.run_bare(db.session, statements) == rows
+        assert bench.app_statements(db.session, user) == statements
 
 
 def test_the_export_it_measures_holds_every_live_victim(app, tmp_path):
