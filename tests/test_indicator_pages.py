@@ -232,6 +232,50 @@ def test_bad_parameters_give_a_readable_error_page(client, query, field, message
     assert "<tbody>" not in body
 
 
+@pytest.mark.parametrize("role", [None, "editor"])
+def test_the_page_and_its_chart_data_take_every_filter_the_api_takes(
+    client, browser_for, auth, factory, massacre, role
+):
+    """/indicators is the API's figures on a page: each events-list filter narrows both the
+    same way, those without a field of their own on the form (a place, published) included,
+    and the form keeps them when the grouping changes."""
+    elsewhere = factory.event(
+        title="Otro operativo",
+        operation_id=massacre["operation"],
+        start_date=dt.date(2022, 11, 3),
+        place_id=factory.place(admin1="Zulia", admin2="Maracaibo"),
+    )
+    reported = factory.source()
+    factory.casualty_count(elsewhere, reported, count=7)
+    factory.citation(reported, "event", elsewhere)
+    factory.update("events", elsewhere, status="verified", published=True)
+    place_id = client.get(f"/api/v1/events/{massacre['event']}").get_json()["place_id"]
+    reader = browser_for(role) if role else client
+    api = client.get(f"/api/v1/indicators?place_id={place_id}", headers=auth(role)).get_json()
+    assert api["total"]["civilians_killed_by_state"]["best"] == 30  # not 37
+    page = reader.get(f"/indicators?place_id={place_id}&lang=en")
+    assert page.status_code == 200
+    body = page.get_data(as_text=True)
+    total = page_text(re.search(r"<tfoot>(.*?)</tfoot>", body, re.S).group(1))
+    assert total.startswith("Total 1 30 (30–40)")
+    assert f'<input type="hidden" name="place_id" value="{place_id}">' in body
+    more = page_text(re.search(r'<p[^>]*id="more-filters">(.*?)</p>', body, re.S)[1])
+    assert more == f"Also filtered by: place_id={place_id} . Remove these"
+    assert '<a href="/indicators?group_by=operation">Remove these</a>' in body
+    chart = "/indicators/charts/deaths_by_side.csv"
+    (drawn,) = read_csv(reader.get(f"{chart}?place_id={place_id}"))
+    assert drawn["civilians_killed_by_state_best"] == "30"
+    assert read_csv(reader.get(f"{chart}?published=false")) == []
+    assert len(read_csv(reader.get(f"{chart}?published=true"))) == 1
+
+
+def test_a_bad_status_is_refused_on_the_page_as_by_the_api(client):
+    assert client.get("/api/v1/indicators?status=bogus").status_code == 422
+    response = client.get("/indicators?status=bogus&lang=en")
+    assert response.status_code == 422
+    assert "<code>status</code>" in response.get_data(as_text=True)
+
+
 def test_chart_data_is_exactly_what_the_chart_draws(client, massacre):
     base = f"/indicators/charts/%s.csv?operation_id={massacre['operation']}"
     assert read_csv(client.get(base % "lethality")) == [

@@ -9,6 +9,7 @@ from marshmallow import ValidationError
 
 from .. import access, indicators
 from ..extensions import db
+from ..resources import RESOURCES
 from . import bp, charts, explain, plotly_assets, security
 from .forms import reference_options
 from .i18n import validation_errors
@@ -44,18 +45,25 @@ def _truthy(value: str | None) -> bool:
 
 
 def query_args(args, user, **fixed) -> dict[str, str]:
-    """The parameters of an indicator query in `args`, as this reader may use them: drafts and
-    the status filter are for staff only (others read verified, published events)."""
-    wanted = {k: v for k in EVENT_FILTERS if (v := (args.get(k) or "").strip())}
+    """The parameters of an indicator query in `args`: every filter the events list takes, as
+    the API takes them (a bad value is refused by name), and the grouping; drafts only for
+    staff, as the API counts them. Other parameters (the language, say) are not the query's."""
+    wanted = {k: v for k in RESOURCES["events"].filters if (v := (args.get(k) or "").strip())}
     if group_by := (args.get("group_by") or "").strip():
         wanted["group_by"] = group_by
-    if access.is_staff(user):
-        if _truthy(args.get("include_drafts")):
-            wanted["include_drafts"] = "true"
-    else:
-        wanted.pop("status", None)
+    if access.is_staff(user) and _truthy(args.get("include_drafts")):
+        wanted["include_drafts"] = "true"
     wanted.update(fixed)
     return wanted
+
+
+def hidden_filters(params: dict[str, str], staff: bool) -> list[tuple[str, str]]:
+    """The filters in force that the form has no field for (a place, published; the status
+    for readers who are not staff), to be carried along as it is sent again."""
+    shown = set(EVENT_FILTERS) - (set() if staff else {"status"})
+    return [
+        (k, v) for k, v in params.items() if k in RESOURCES["events"].filters and k not in shown
+    ]
 
 
 # --- plotly.js and map outlines, from the archive --------------------------------------------
@@ -113,6 +121,7 @@ def indicator_table():
             charts.event_map(frame),
         ]
     thresholds = indicators.thresholds()
+    hidden = hidden_filters(params, access.is_staff(user))
     rows = []
     if result is not None:
         rows = [_table_row(g["label"], g["indicators"], thresholds) for g in result["groups"]]
@@ -129,6 +138,10 @@ def indicator_table():
         operation_options=reference_options("operations", user),
         actor_options=reference_options("actors", user),
         staff=access.is_staff(user),
+        hidden=hidden,
+        without_hidden=url_for(
+            "web.indicator_table", **{k: v for k, v in params.items() if k not in dict(hidden)}
+        ),
     ), (422 if errors else 200)
 
 
