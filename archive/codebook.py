@@ -150,7 +150,9 @@ INDICATOR_DESCRIPTIONS = {
     ),
     "key": _l(
         "The group: an operation's or an actor's number, a state or municipality, a year "
-        "(2015) or a month (2015-07). Empty on the total rows and for the events that have none."
+        "(2015) or a month (2015-07). A municipality whose name another state's shares is "
+        "followed by its state: Libertador (Mérida). Empty on the total rows and for the "
+        "events that have none."
     ),
     "label": _l("The group's name."),
     "is_total": _l(

@@ -26,6 +26,7 @@ only. Restricted victims and sources count, as numbers, without being identified
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -729,8 +730,13 @@ def _group_key(group_by: str):
     A month is year × 100 + month, of events dated to the day or the month."""
     if group_by == "operation":
         return Event.operation_id
-    if group_by in ("admin1", "admin2"):
-        return getattr(Place, group_by)
+    if group_by == "admin1":
+        return Place.admin1
+    if group_by == "admin2":
+        # A municipality is known by its state too (Libertador of Distrito Capital is not
+        # Libertador of Mérida): the state and the name, joined (_python_key splits them).
+        state = func.coalesce(Place.admin1, "")
+        return case((Place.admin2.is_(None), None), else_=state + MUNICIPALITY_JOIN + Place.admin2)
     year = extract("year", Event.start_date)
     if group_by == "year":
         return year
@@ -1028,11 +1034,19 @@ def _without_jit(session: Session):
     session.execute(select(func.set_config("jit", previous, True)))
 
 
+# Joins a municipality's state and name in its group key: a character no name holds.
+MUNICIPALITY_JOIN = "\x1f"
+
+
 def _python_key(group_by: str | None, value: Any) -> Any:
     """A group key from the database as the answer gives it: ids and years as integers, a
-    month as '2015-07', a place's name as it is."""
-    if value is None or group_by in ("admin1", "admin2"):
+    month as '2015-07', a state's name as it is, a municipality as (state or None, name)
+    until grouped() names it (_municipalities)."""
+    if value is None or group_by == "admin1":
         return value
+    if group_by == "admin2":
+        state, name = value.split(MUNICIPALITY_JOIN, 1)
+        return (state or None, name)
     if group_by == "month":
         return dt.date(int(value) // 100, int(value) % 100, 1).strftime("%Y-%m")
     return int(value)
@@ -1339,6 +1353,8 @@ def grouped(session: Session, user: User | None, query: Query) -> dict[str, Any]
     """The indicators of each group (`query.group_by`) and of all events in scope together."""
     group_by = query.group_by or "operation"
     groups, total = _compute(session, user, query, group_by)
+    if group_by == "admin2":
+        groups = _municipalities(groups)
     answer = [
         {"key": key, "label": label, "indicators": groups[key].indicators()}
         for key, label in _group_keys(session, list(groups), group_by)
@@ -1349,6 +1365,21 @@ def grouped(session: Session, user: User | None, query: Query) -> dict[str, Any]
         "groups": answer,
         "total": total.indicators(),
     }
+
+
+def _municipalities(groups: dict[Any, _Group]) -> dict[Any, _Group]:
+    """Groups keyed (state, municipality) keyed by the municipality's name, with its state in
+    brackets where a municipality of the same name in another state is among the groups:
+    "Libertador (Mérida)" beside "Libertador (Distrito Capital)", but "El Hatillo" alone."""
+    names = Counter(key[1] for key in groups if key is not None)
+
+    def named(key):
+        if key is None:
+            return None
+        state, name = key
+        return name if names[name] == 1 or not state else f"{name} ({state})"
+
+    return {named(key): group for key, group in groups.items()}
 
 
 NO_GROUP_LABELS = {

@@ -270,6 +270,38 @@ def test_grouping_by_region_and_force(client, auth, factory, scenario):
     assert rng(by_force[None]["indicators"]["civilians_killed_by_state"]) == (1, 1, 1)
 
 
+def test_municipalities_of_the_same_name_in_two_states_are_two_groups(
+    client, auth, factory, scenario
+):
+    """Libertador is a municipality of Distrito Capital and of Mérida (and of others): by
+    municipality, each is its own group, named with its state where the name alone would
+    not tell them apart; a name found in one state only keeps its plain key."""
+    source = factory.source()
+    for admin1, admin2, count in (("Mérida", "Libertador", 2), ("Miranda", "El Hatillo", 3)):
+        event = factory.event(
+            start_date=dt.date(2016, 5, 2),
+            place_id=factory.place(admin1=admin1, admin2=admin2, locality=None),
+        )
+        factory.casualty_count(event, source, count=count)
+        factory.citation(source, "event", event)
+        factory.update("events", event, status="verified", published=True)
+    answer = figures(client, "/api/v1/indicators?group_by=admin2", auth("viewer"))
+    groups = {g["key"]: g for g in answer["groups"]}
+    assert set(groups) == {"Libertador (Distrito Capital)", "Libertador (Mérida)", "El Hatillo"}
+    assert [g["label"] for g in answer["groups"]] == [g["key"] for g in answer["groups"]]
+    killed = {k: rng(g["indicators"]["civilians_killed_by_state"]) for k, g in groups.items()}
+    assert killed["Libertador (Mérida)"] == (2, 2, 2)
+    assert killed["El Hatillo"] == (3, 3, 3)
+    capital = "/api/v1/indicators?group_by=admin2&admin1=Distrito%20Capital"
+    (alone,) = figures(client, capital, auth("viewer"))["groups"]
+    assert alone["key"] == "Libertador"
+    assert groups["Libertador (Distrito Capital)"]["indicators"] == alone["indicators"]
+    total = answer["total"]["civilians_killed_by_state"]["best"]
+    assert total == sum(
+        g["indicators"]["civilians_killed_by_state"]["best"] for g in groups.values()
+    )
+
+
 def test_events_list_filters_narrow_the_figures(client, auth, scenario):
     path = "/api/v1/indicators?group_by=operation&date_from=2015-08-01"
     total = figures(client, path, auth("viewer"))["total"]

@@ -379,7 +379,12 @@ def _add_indicators(spec: APISpec) -> None:
     group = {
         "type": "object",
         "properties": {
-            "key": {"nullable": True, "description": "2015 for a year, '2015-07' for a month"},
+            "key": {
+                "nullable": True,
+                "description": "an operation's or actor's id, a state's or municipality's name"
+                " (followed by its state, 'Libertador (Mérida)', where another state has a"
+                " municipality of that name), 2015 for a year, '2015-07' for a month",
+            },
             "label": {"type": "string"},
             "indicators": figures,
         },
