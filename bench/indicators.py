@@ -484,8 +484,8 @@ class _Writer:
 # --------------------------------------------------------------------------------------------
 # The hand-written query
 #
-# One statement, written from DOMAIN.md section 4 rather than from the app's code, that
-# computes for each operation (and for the events in no operation, as group 0) every figure
+# One statement, written from DOMAIN.md section 4 and the app's stated definitions (of the
+# events and sources behind a figure, below), not from its code, that computes for each operation (and for the events in no operation, as group 0) every figure
 # the app answers for it: each indicator's best, low and high, and the events and sources
 # behind it. Only the words around the figures (thresholds, flags, reasons) are left to the
 # app. The run stops if the two disagree on any figure, so that the timing compares equal work.
