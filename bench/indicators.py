@@ -485,9 +485,10 @@ class _Writer:
 # The hand-written query
 #
 # One statement, written from DOMAIN.md section 4 and the app's stated definitions (of the
-# events and sources behind a figure, below), not from its code, that computes for each operation (and for the events in no operation, as group 0) every figure
-# the app answers for it: each indicator's best, low and high, and the events and sources
-# behind it. Only the words around the figures (thresholds, flags, reasons) are left to the
+# events and sources behind a figure, below), not from its code, that computes for each
+# operation (and for the events in no operation, as group 0) every figure the app answers
+# for it: each indicator's best, low and high, and the events and sources behind it. Only
+# the words around the figures (thresholds, flags, reasons) are left to the
 # app. The run stops if the two disagree on any figure, so that the timing compares equal work.
 #
 # The rule, per event and (affiliation, outcome, caused_by) cell: n live victim records, and
@@ -501,21 +502,24 @@ class _Writer:
 # live sources of the counts in those cells, of the citations of victims in them, and of the
 # citations of events that have such a cell (for agents killed off duty: of events with some).
 
-# Each cell's quantity is worked out once (MATERIALIZED: a CTE read once is otherwise merged
-# into the query that reads it, and its CASE repeated in every sum that uses it there).
-
-# The quantities, each the cells it adds up: a condition on a victim's or count's fields.
+# The quantities, numbered (a cell's code is its quantity × 16 + its affiliation × 4 + its
+# cause, so that cells group and compare as integers), each with the cells it adds up: a
+# condition on a victim's or count's fields.
 _CIVILIANS = "IN ('civilian', 'non_state_armed', 'unknown')"
 QUANTITIES = {
-    "ck_civilian": "outcome = 'killed' AND caused_by = 'state' AND affiliation = 'civilian'",
-    "ck_nsa": "outcome = 'killed' AND caused_by = 'state' AND affiliation = 'non_state_armed'",
-    "ck_unknown": "outcome = 'killed' AND caused_by = 'state' AND affiliation = 'unknown'",
-    "ci": f"outcome = 'injured' AND caused_by = 'state' AND affiliation {_CIVILIANS}",
-    "ak": "outcome = 'killed' AND affiliation = 'state_agent'",
-    "ai": "outcome = 'injured' AND affiliation = 'state_agent'",
-    "det": f"outcome = 'detained' AND caused_by = 'state' AND affiliation {_CIVILIANS}",
+    "ck_civilian": (1, "outcome = 'killed' AND caused_by = 'state' AND affiliation = 'civilian'"),
+    "ck_nsa": (
+        2,
+        "outcome = 'killed' AND caused_by = 'state' AND affiliation = 'non_state_armed'",
+    ),
+    "ck_unknown": (3, "outcome = 'killed' AND caused_by = 'state' AND affiliation = 'unknown'"),
+    "ci": (4, f"outcome = 'injured' AND caused_by = 'state' AND affiliation {_CIVILIANS}"),
+    "ak": (5, "outcome = 'killed' AND affiliation = 'state_agent'"),
+    "ai": (6, "outcome = 'injured' AND affiliation = 'state_agent'"),
+    "det": (7, f"outcome = 'detained' AND caused_by = 'state' AND affiliation {_CIVILIANS}"),
 }
 KILLED = ("ck_civilian", "ck_nsa", "ck_unknown")
+AGENTS = ("ak", "ai")
 # Sets of quantities an indicator rests on (its events and sources).
 SETS = {
     "ck": KILLED,
@@ -525,18 +529,24 @@ SETS = {
     "det": ("det",),
     "ck_ak": (*KILLED, "ak"),
     "ck_ci": (*KILLED, "ci"),
-    "ak_ai": ("ak", "ai"),
-    "ck_ak_ai": (*KILLED, "ak", "ai"),
-    "all": (*KILLED, "ci", "ak", "ai"),
+    "ak_ai": AGENTS,
+    "ck_ak_ai": (*KILLED, *AGENTS),
+    "all": (*KILLED, "ci", *AGENTS),
     "ck_det": (*KILLED, "det"),
     "dwi": ("ck_civilian", "ck_nsa"),
 }
 BOUNDS = ("low", "best", "high")
 
+# Cells are made per event, then each event keeps only what its flags need (which quantities
+# it has figures for, as bits 1 << quantity; its civilians killed; its agents killed or
+# injured); the quantities are added up per operation, quantity and subset of events before
+# they become columns. What an event is in (its operation, subsets) comes along from `scope`
+# in every branch that joins it, so that nothing joins back to the events.
 SQL = """
 WITH scope AS (
     SELECT e.id AS event_id, coalesce(e.operation_id, 0) AS op,
            CASE WHEN e.agents_deployed > 0 THEN e.agents_deployed ELSE 0 END AS deployed,
+           CASE WHEN e.agents_deployed > 0 THEN 1 ELSE 0 END AS dep,
            CASE WHEN p.admin1 IS NOT NULL AND e.start_date IS NOT NULL THEN 1 ELSE 0 END
                AS placed,
            upper(coalesce(p.country, '')) AS country, lower(trim(p.admin1)) AS admin1,
@@ -545,102 +555,104 @@ WITH scope AS (
     WHERE e.deleted_at IS NULL AND e.status = 'verified'
 ),
 named AS (
-    SELECT v.event_id, v.affiliation, v.outcome, v.caused_by, count(*) AS n,
+    SELECT v.event_id, {cell_v} AS cell, count(*) AS n,
            sum(CASE WHEN v.affiliation = 'state_agent' AND v.on_duty = 'false'
                     THEN 1 ELSE 0 END) AS off
     FROM victims v JOIN scope s ON s.event_id = v.event_id
     WHERE v.deleted_at IS NULL
-    GROUP BY v.event_id, v.affiliation, v.outcome, v.caused_by
+    GROUP BY v.event_id, {cell_v}
 ),
 counted AS (
-    SELECT c.event_id, c.affiliation, c.outcome, c.caused_by, c.count, c.source_id
+    SELECT c.event_id, s.op, s.dep, s.placed, {cell_c} AS cell, c.count, c.source_id
     FROM casualty_counts c
     JOIN scope s ON s.event_id = c.event_id
     JOIN sources src ON src.id = c.source_id AND src.deleted_at IS NULL
     WHERE c.deleted_at IS NULL
 ),
-ranked AS (
-    SELECT event_id, affiliation, outcome, caused_by, count,
-           row_number() OVER (PARTITION BY event_id, affiliation, outcome, caused_by
-                              ORDER BY count) AS k,
-           count(*) OVER (PARTITION BY event_id, affiliation, outcome, caused_by) AS m
-    FROM counted
-),
 reported AS (
-    SELECT event_id, affiliation, outcome, caused_by,
-           min(count) AS lo, max(CASE WHEN k = (m + 1) / 2 THEN count END) AS med,
-           max(count) AS hi
-    FROM ranked
-    GROUP BY event_id, affiliation, outcome, caused_by
+    SELECT event_id, cell, min(count) AS lo,
+           max(CASE WHEN k = (m + 1) / 2 THEN count END) AS med, max(count) AS hi
+    FROM (
+        SELECT event_id, cell, count,
+               row_number() OVER (PARTITION BY event_id, cell ORDER BY count) AS k,
+               count(*) OVER (PARTITION BY event_id, cell) AS m
+        FROM counted
+        WHERE cell IS NOT NULL
+    ) AS ranked
+    GROUP BY event_id, cell
 ),
 cells AS (
-    SELECT event_id, affiliation, outcome, caused_by, max(n) AS n, max(off) AS off,
-           max(lo) AS lo, max(med) AS med, max(hi) AS hi
+    SELECT event_id, cell / 16 AS q,
+           CAST(CASE WHEN max(lo) > max(n) THEN max(lo) ELSE max(n) END
+                - CASE WHEN cell / 16 IN (5, 6) THEN max(off) ELSE 0 END AS INTEGER) AS low,
+           CAST(CASE WHEN max(med) > max(n) THEN max(med) ELSE max(n) END
+                - CASE WHEN cell / 16 IN (5, 6) THEN max(off) ELSE 0 END AS INTEGER) AS best,
+           CAST(CASE WHEN max(hi) > max(n) THEN max(hi) ELSE max(n) END
+                - CASE WHEN cell / 16 IN (5, 6) THEN max(off) ELSE 0 END AS INTEGER) AS high,
+           CAST(CASE WHEN cell / 16 = 5 THEN max(off) ELSE 0 END AS INTEGER) AS akoff
     FROM (
-        SELECT event_id, affiliation, outcome, caused_by, n, off,
-               NULL AS lo, NULL AS med, NULL AS hi
-        FROM named
+        SELECT event_id, cell, n, off, NULL AS lo, NULL AS med, NULL AS hi
+        FROM named WHERE cell IS NOT NULL
         UNION ALL
-        SELECT event_id, affiliation, outcome, caused_by, 0, 0, lo, med, hi
-        FROM reported
+        SELECT event_id, cell, 0, 0, lo, med, hi FROM reported
     ) AS both_kinds
-    GROUP BY event_id, affiliation, outcome, caused_by
-),
-ranged AS MATERIALIZED (
-    SELECT event_id, q,
-           CASE WHEN lo > n THEN lo ELSE n END - less AS low,
-           CASE WHEN med > n THEN med ELSE n END - less AS best,
-           CASE WHEN hi > n THEN hi ELSE n END - less AS high,
-           CASE WHEN q = 'ak' THEN off ELSE 0 END AS akoff
-    FROM (
-        SELECT event_id, n, off, lo, med, hi, {quantity_cells} AS q,
-               CASE WHEN affiliation = 'state_agent' AND outcome IN ('killed', 'injured')
-                    THEN off ELSE 0 END AS less
-        FROM cells
-    ) AS c
-    WHERE q IS NOT NULL
+    GROUP BY event_id, cell
 ),
 per_event AS (
-    SELECT event_id,
+    SELECT event_id, sum(DISTINCT 1 << q) AS mask,
 {per_event},
            sum(akoff) AS akoff
-    FROM ranged
+    FROM cells
     GROUP BY event_id
 ),
-per_op AS (
-    SELECT s.op, count(*) AS n_events,
-           sum(s.deployed) AS deployed,
-           sum(CASE WHEN s.deployed > 0 THEN 1 ELSE 0 END) AS n_deployed,
+summed AS (
+    SELECT s.op, c.q, s.dep, s.placed,
+           sum(c.low) AS low, sum(c.best) AS best, sum(c.high) AS high, sum(c.akoff) AS akoff
+    FROM cells c JOIN scope s ON s.event_id = c.event_id
+    GROUP BY s.op, c.q, s.dep, s.placed
+),
+quantities AS (
+    SELECT op,
+{quantities}
+    FROM summed
+    GROUP BY op
+),
+events_of AS (
+    SELECT s.op, count(*) AS n_events, sum(s.deployed) AS deployed, sum(s.dep) AS n_deployed,
            sum(s.placed) AS n_placed,
-{per_op}
+{events_of}
     FROM scope s LEFT JOIN per_event pe ON pe.event_id = s.event_id
     GROUP BY s.op
 ),
+per_op AS (
+    SELECT e.*,
+{per_op}
+    FROM events_of e LEFT JOIN quantities qn ON qn.op = e.op
+),
 backing AS (
-    SELECT c.event_id, c.source_id, {quantity_c} AS q
-    FROM counted c
+    SELECT op, dep, placed, source_id, 1 << (cell / 16) AS bits, 0 AS offs
+    FROM counted
     UNION ALL
-    SELECT v.event_id, ct.source_id, {quantity_v}
+    SELECT s.op, s.dep, s.placed, ct.source_id, 1 << ({quantity_v}), 0
     FROM citations ct
     JOIN victims v ON v.id = ct.victim_id AND v.deleted_at IS NULL
     JOIN scope s ON s.event_id = v.event_id
     JOIN sources src ON src.id = ct.source_id AND src.deleted_at IS NULL
     WHERE ct.deleted_at IS NULL
     UNION ALL
-    SELECT ct.event_id, ct.source_id, '*'
+    SELECT s.op, s.dep, s.placed, ct.source_id, pe.mask,
+           CASE WHEN pe.akoff > 0 THEN 1 ELSE 0 END
     FROM citations ct
     JOIN per_event pe ON pe.event_id = ct.event_id
+    JOIN scope s ON s.event_id = ct.event_id
     JOIN sources src ON src.id = ct.source_id AND src.deleted_at IS NULL
     WHERE ct.deleted_at IS NULL
 ),
 per_source AS (
-    SELECT s.op, b.source_id,
+    SELECT op, source_id,
 {per_source}
-    FROM backing b
-    JOIN scope s ON s.event_id = b.event_id
-    JOIN per_event pe ON pe.event_id = b.event_id
-    WHERE b.q IS NOT NULL
-    GROUP BY s.op, b.source_id
+    FROM backing
+    GROUP BY op, source_id
 ),
 sources_of AS (
     SELECT op,
@@ -649,10 +661,11 @@ sources_of AS (
     GROUP BY op
 ),
 context AS (
-    SELECT upper(country) AS country, lower(trim(admin1)) AS admin1, year, population,
-           homicides, source_id
-    FROM context_figures
-    WHERE deleted_at IS NULL AND coalesce(trim(admin2), '') = ''
+    SELECT upper(f.country) AS country, lower(trim(f.admin1)) AS admin1, f.year,
+           f.population, f.homicides, f.source_id
+    FROM context_figures f
+    JOIN sources src ON src.id = f.source_id AND src.deleted_at IS NULL
+    WHERE f.deleted_at IS NULL AND coalesce(trim(f.admin2), '') = ''
 ),
 regions AS (
     SELECT DISTINCT op, country, admin1, year FROM scope WHERE placed = 1
@@ -666,24 +679,18 @@ regional AS (
     GROUP BY r.op
 ),
 context_sources AS (
-    SELECT op, count(DISTINCT CASE WHEN figure = 'population' THEN source_id END)
+    SELECT op, count(DISTINCT CASE WHEN population = 1 THEN source_id END)
                AS population_sources,
-           count(DISTINCT CASE WHEN figure = 'homicides' THEN source_id END)
-               AS homicides_sources
+           count(DISTINCT CASE WHEN homicides = 1 THEN source_id END) AS homicides_sources
     FROM (
-        SELECT op, source_id, 'population' AS figure FROM per_source WHERE s_placed = 1
+        SELECT op, source_id, 1 AS population, 1 AS homicides
+        FROM per_source WHERE s_placed = 1
         UNION ALL
-        SELECT op, source_id, 'homicides' FROM per_source WHERE s_placed = 1
-        UNION ALL
-        SELECT r.op, c.source_id, 'population'
+        SELECT r.op, c.source_id,
+               CASE WHEN c.population IS NOT NULL THEN 1 ELSE 0 END,
+               CASE WHEN c.homicides IS NOT NULL THEN 1 ELSE 0 END
         FROM regions r JOIN context c
              ON c.country = r.country AND c.admin1 = r.admin1 AND c.year = r.year
-        WHERE c.population IS NOT NULL
-        UNION ALL
-        SELECT r.op, c.source_id, 'homicides'
-        FROM regions r JOIN context c
-             ON c.country = r.country AND c.admin1 = r.admin1 AND c.year = r.year
-        WHERE c.homicides IS NOT NULL
     ) AS either
     GROUP BY op
 )
@@ -700,15 +707,39 @@ YEAR = {
     "sqlite": "CAST(strftime('%Y', e.start_date) AS INTEGER)",
     "postgresql": "CAST(extract(year FROM e.start_date) AS INTEGER)",
 }
+AFFILIATION_NUMBERS = {"civilian": 0, "non_state_armed": 1, "unknown": 2, "state_agent": 3}
+CAUSE_NUMBERS = {"state": 0, "non_state": 1, "unknown": 2}
+
+
+def _qualified(alias: str, condition: str) -> str:
+    return re.sub(r"\b(outcome|caused_by|affiliation)\b", alias + r".\1", condition)
 
 
 def _quantity(alias: str) -> str:
-    """The quantity a row of victims, counts or cells (`alias`) is in, as a CASE (NULL: none)."""
-    qualified = {
-        name: re.sub(r"\b(outcome|caused_by|affiliation)\b", alias + r".\1", condition)
-        for name, condition in QUANTITIES.items()
-    }
-    return "CASE " + " ".join(f"WHEN {c} THEN '{n}'" for n, c in qualified.items()) + " END"
+    """The number of the quantity a victim's or count's row (`alias`) is in (NULL: none)."""
+    whens = " ".join(
+        f"WHEN {_qualified(alias, condition)} THEN {number}"
+        for number, condition in QUANTITIES.values()
+    )
+    return f"CASE {whens} END"
+
+
+def _cell(alias: str) -> str:
+    """A row's cell as an integer: its quantity × 16 + affiliation × 4 + cause (NULL: none)."""
+
+    def numbered(column: str, numbers: dict[str, int]) -> str:
+        whens = " ".join(f"WHEN '{k}' THEN {v}" for k, v in numbers.items())
+        return f"CASE {alias}.{column} {whens} END"
+
+    return (
+        f"({_quantity(alias)}) * 16 + {numbered('affiliation', AFFILIATION_NUMBERS)} * 4"
+        f" + {numbered('caused_by', CAUSE_NUMBERS)}"
+    )
+
+
+def _bits(names: Sequence[str]) -> int:
+    """The bits (1 << quantity) of the quantities `names`."""
+    return sum(1 << QUANTITIES[name][0] for name in names)
 
 
 def _in(names: Sequence[str]) -> str:
@@ -802,47 +833,50 @@ FIELDS = ("best", "low", "high", "events", "sources")
 
 
 def _sql(dialect: str) -> str:
+    killed = "q <= 3"  # the numbers of KILLED
+    agents = "q IN (5, 6)"  # of AGENTS
     per_event = [
-        f"           sum(CASE WHEN q IN {_in(names)} THEN {b} ELSE 0 END) AS {name}_{b}"
-        for name, names in {
-            **{q: (q,) for q in QUANTITIES},
-            "ck": KILLED,
-            "agents": ("ak", "ai"),
-        }.items()
+        f"           sum(CASE WHEN {condition} THEN {b} ELSE 0 END) AS {name}_{b}"
+        for name, condition in (("ck", killed), ("agents", agents))
         for b in BOUNDS
     ]
-    per_event += [
-        f"           max(CASE WHEN q IN {_in(names)} THEN 1 ELSE 0 END) AS has_{name}"
+    quantities = [
+        f"           sum(CASE WHEN q = {number} THEN {b} ELSE 0 END) AS {name}_{b}"
+        for name, (number, _) in QUANTITIES.items()
+        for b in BOUNDS
+    ]
+    quantities += [
+        f"           sum(CASE WHEN {killed} THEN {b} ELSE 0 END) AS ck_{b}" for b in BOUNDS
+    ]
+    quantities.append("           sum(akoff) AS akoff")
+    quantities += [
+        f"           sum(CASE WHEN {killed} AND {subset} = 1 THEN {b} ELSE 0 END) AS ck_{name}_{b}"
+        for name, subset in (("deployed", "dep"), ("placed", "placed"))
+        for b in BOUNDS
+    ]
+    summed = [line.rsplit(" AS ", 1)[1] for line in quantities]
+    per_op = [f"           coalesce(qn.{c}, 0) AS {c}" for c in summed]
+    events_of = [
+        f"           sum(CASE WHEN (pe.mask & {_bits(names)}) <> 0 THEN 1 ELSE 0 END) AS ev_{name}"
         for name, names in SETS.items()
     ]
-    summed = [f"{q}_{b}" for q in (*QUANTITIES, "ck") for b in BOUNDS]
-    per_op = [f"           coalesce(sum(pe.{c}), 0) AS {c}" for c in summed]
-    per_op.append("           coalesce(sum(pe.akoff), 0) AS akoff")
-    per_op += [
-        f"           coalesce(sum(CASE WHEN s.{subset} > 0 THEN pe.ck_{b} END), 0)"
-        f" AS ck_{subset}_{b}"
-        for subset in ("deployed", "placed")
-        for b in BOUNDS
-    ]
-    per_op += [f"           coalesce(sum(pe.has_{name}), 0) AS ev_{name}" for name in SETS]
-    per_op.append("           sum(CASE WHEN pe.akoff > 0 THEN 1 ELSE 0 END) AS ev_akoff")
-    per_op += [
+    events_of.append("           sum(CASE WHEN pe.akoff > 0 THEN 1 ELSE 0 END) AS ev_akoff")
+    events_of += [
         f"           sum(CASE WHEN pe.ck_{b} > 0 THEN 1 ELSE 0 END) AS kills_{b}" for b in BOUNDS
     ]
     # One-sided: civilians killed and no agent killed or injured; at the low end by the
     # most agents any source reports, at the high end by the fewest.
-    per_op += [
-        f"           sum(CASE WHEN pe.ck_{b} > 0 AND pe.agents_{agents} = 0 THEN 1 ELSE 0 END)"
+    events_of += [
+        f"           sum(CASE WHEN pe.ck_{b} > 0 AND pe.agents_{other} = 0 THEN 1 ELSE 0 END)"
         f" AS one_sided_{b}"
-        for b, agents in (("low", "high"), ("best", "best"), ("high", "low"))
+        for b, other in (("low", "high"), ("best", "best"), ("high", "low"))
     ]
-    backs = {
-        name: f"b.q IN {_in(names)} OR (b.q = '*' AND pe.has_{name} = 1)"
-        for name, names in SETS.items()
-    }
-    backs["akoff"] = "b.q = '*' AND pe.akoff > 0"
-    backs["deployed"] = f"s.deployed > 0 AND ({backs['ck']})"
-    backs["placed"] = f"s.placed = 1 AND ({backs['ck']})"
+    # A backing row speaks to a set when its bits (its count's or victim's quantity, or all
+    # the quantities its cited event has figures for) meet the set's.
+    backs = {name: f"(bits & {_bits(names)}) <> 0" for name, names in SETS.items()}
+    backs["akoff"] = "offs = 1"
+    backs["deployed"] = f"dep = 1 AND {backs['ck']}"
+    backs["placed"] = f"placed = 1 AND {backs['ck']}"
     per_source = [
         f"           max(CASE WHEN {condition} THEN 1 ELSE 0 END) AS s_{name}"
         for name, condition in backs.items()
@@ -855,10 +889,12 @@ def _sql(dialect: str) -> str:
     ]
     return SQL.format(
         year=YEAR[dialect],
+        cell_v=_cell("v"),
+        cell_c=_cell("c"),
         quantity_v=_quantity("v"),
-        quantity_cells=_quantity("cells"),
-        quantity_c=_quantity("c"),
         per_event=",\n".join(per_event),
+        quantities=",\n".join(quantities),
+        events_of=",\n".join(events_of),
         per_op=",\n".join(per_op),
         per_source=",\n".join(per_source),
         sources_of=",\n".join(sources_of),
