@@ -477,6 +477,13 @@ class _Writer:
                         text(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
                     )
             session.commit()
+            # Settle the freshly copied tables before anything is timed: VACUUM sets their
+            # visibility map and hint bits, which autovacuum would otherwise do in the middle
+            # of whichever timing came first (it runs outside a transaction).
+            engine = session.get_bind()
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE")
+            return
         session.execute(text("ANALYZE"))
         session.commit()
 
