@@ -749,10 +749,6 @@ def _bits(names: Sequence[str]) -> int:
     return sum(1 << QUANTITIES[name][0] for name in names)
 
 
-def _in(names: Sequence[str]) -> str:
-    return "(" + ", ".join(f"'{name}'" for name in names) + ")"
-
-
 def _div(num: str, den: str, factor: str = "") -> str:
     """num ÷ den as a float, NULL where den is 0 (or either is NULL)."""
     return f"CASE WHEN {den} = 0 THEN NULL ELSE CAST({num} AS DOUBLE PRECISION) / {den} END" + (
