@@ -103,6 +103,7 @@ def chart_helpers():
 @bp.get("/indicators")
 def indicator_table():
     user = access.acting_user()
+    staff = access.is_staff(user)
     params = query_args(request.args, user)
     params.setdefault("group_by", "operation")
     errors: dict[str, list[str]] = {}
@@ -121,7 +122,7 @@ def indicator_table():
             charts.event_map(frame),
         ]
     thresholds = indicators.thresholds()
-    hidden = hidden_filters(params, access.is_staff(user))
+    hidden = hidden_filters(params, staff)
     rows = []
     if result is not None:
         rows = [_table_row(g["label"], g["indicators"], thresholds) for g in result["groups"]]
@@ -137,7 +138,7 @@ def indicator_table():
         groupings=[(g, group_label(g)) for g in indicators.GROUPINGS],
         operation_options=reference_options("operations", user),
         actor_options=reference_options("actors", user),
-        staff=access.is_staff(user),
+        staff=staff,
         hidden=hidden,
         without_hidden=url_for(
             "web.indicator_table", **{k: v for k, v in params.items() if k not in dict(hidden)}
